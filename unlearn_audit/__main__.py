@@ -1,0 +1,3 @@
+from unlearn_audit.cli import main
+
+main()

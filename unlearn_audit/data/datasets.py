@@ -1,0 +1,308 @@
+"""Dataset registry: every source yields the same :class:`Dataset`.
+
+Built-in sources: ``digits`` (scikit-learn's bundled 8x8 images, the embedded default, no
+download), ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``cifar20`` (CIFAR-100 with its
+20 coarse classes, fine labels kept for sub-class forgetting) and ``svhn`` through torchvision,
+``npz:PATH`` and ``folder:PATH``. Torchvision datasets are only downloaded when asked to
+(``download=True``); a missing dataset says where it looked and how to get it.
+
+Images are stored normalised (per-channel mean 0, std 1) as float32 N x C x H x W tensors on the
+CPU; feature vectors (from ``npz``) as N x F.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from unlearn_audit.errors import DataError
+
+DEFAULT_DATA_ROOT = Path(os.environ.get("UNLEARN_AUDIT_DATA", "~/.cache/unlearn-audit/data")).expanduser()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A whole labelled dataset, normalised, with an optional official test portion.
+
+    ``test_indices`` marks the examples of the source's official test split (torchvision datasets);
+    ``None`` means the source has none and the split draws a test set itself.
+    ``fine_labels`` / ``fine_names`` are set for sources with a label hierarchy (cifar20).
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    test_indices: np.ndarray | None = None
+    fine_labels: np.ndarray | None = None
+    fine_names: tuple[str, ...] | None = None
+    fingerprint: str = field(default="", compare=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+_SOURCES: dict[str, Callable[..., Dataset]] = {}
+
+
+def register_dataset(name: str):
+    """Register ``fn(data_root: Path, download: bool) -> Dataset`` under ``name``."""
+
+    def wrap(fn):
+        _SOURCES[name] = fn
+        return fn
+
+    return wrap
+
+
+def dataset_names() -> list[str]:
+    return sorted(_SOURCES) + ["npz:PATH", "folder:PATH"]
+
+
+def load_dataset(spec: str, data_root: str | Path | None = None, download: bool = False) -> Dataset:
+    """Load a dataset by registry name or ``npz:PATH`` / ``folder:PATH``."""
+    root = Path(data_root).expanduser() if data_root else DEFAULT_DATA_ROOT
+    if spec.startswith("npz:"):
+        return _finish(_load_npz(Path(spec[4:]).expanduser()))
+    if spec.startswith("folder:"):
+        return _finish(_load_folder(Path(spec[7:]).expanduser()))
+    if spec not in _SOURCES:
+        raise DataError(
+            f"unknown dataset {spec!r}; choose one of: {', '.join(dataset_names())}"
+        )
+    return _finish(_SOURCES[spec](root, download))
+
+
+def _finish(ds: Dataset) -> Dataset:
+    """Attach the content fingerprint (hash of images, labels and test marks)."""
+    h = hashlib.sha256()
+    h.update(ds.name.encode())
+    h.update(ds.x.numpy().tobytes())
+    h.update(ds.y.numpy().astype(np.int64).tobytes())
+    if ds.test_indices is not None:
+        h.update(np.asarray(ds.test_indices, dtype=np.int64).tobytes())
+    object.__setattr__(ds, "fingerprint", h.hexdigest()[:16])
+    return ds
+
+
+def _normalise(x: np.ndarray) -> tuple[torch.Tensor, tuple[float, ...], tuple[float, ...]]:
+    """Standardise per channel (dim 1); x is N x C x ... float."""
+    x = x.astype(np.float32, copy=False)
+    axes = (0,) + tuple(range(2, x.ndim))
+    if x.ndim == 2:  # feature vectors: standardise each feature
+        axes = (0,)
+    mean = x.mean(axis=axes, keepdims=True)
+    std = x.std(axis=axes, keepdims=True)
+    std = np.where(std < 1e-8, 1.0, std)
+    xn = (x - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(xn)), tuple(mean.ravel().tolist()), tuple(std.ravel().tolist())
+
+
+@register_dataset("digits")
+def _digits(root: Path, download: bool) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None, :, :] / 16.0
+    xt, mean, std = _normalise(x)
+    return Dataset(
+        name="digits",
+        x=xt,
+        y=torch.from_numpy(bunch.target.astype(np.int64)),
+        class_names=tuple(str(c) for c in range(10)),
+        mean=mean,
+        std=std,
+    )
+
+
+def _missing(name: str, root: Path, err: Exception) -> DataError:
+    return DataError(
+        f"dataset {name!r} not found under {root} ({type(err).__name__}: {err}); "
+        f"pass --download to fetch it, or --data-root DIR where it already is"
+    )
+
+
+def _torchvision_pair(name: str, root: Path, download: bool, make: Callable[[bool], object]):
+    """Load the train and test parts of a torchvision dataset as uint8/float arrays."""
+    try:
+        train, test = make(True), make(False)
+    except (RuntimeError, FileNotFoundError, OSError) as err:
+        raise _missing(name, root, err) from None
+    return train, test
+
+
+def _stack_vision(name, class_names, train_x, train_y, test_x, test_y, fine=None, fine_names=None):
+    x = np.concatenate([train_x, test_x]).astype(np.float32) / 255.0
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    y = np.concatenate([train_y, test_y]).astype(np.int64)
+    xt, mean, std = _normalise(x)
+    n_train = len(train_y)
+    return Dataset(
+        name=name,
+        x=xt,
+        y=torch.from_numpy(y),
+        class_names=tuple(class_names),
+        mean=mean,
+        std=std,
+        test_indices=np.arange(n_train, len(y)),
+        fine_labels=fine,
+        fine_names=fine_names,
+    )
+
+
+def _register_simple(name: str, cls_name: str, *, label_attr: str = "targets"):
+    @register_dataset(name)
+    def _load(root: Path, download: bool) -> Dataset:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls_name)
+        base = root / name
+        train, test = _torchvision_pair(
+            name, base, download, lambda tr: cls(str(base), train=tr, download=download)
+        )
+        def arr(d):
+            data = d.data.numpy() if isinstance(d.data, torch.Tensor) else np.asarray(d.data)
+            lab = getattr(d, label_attr)
+            lab = lab.numpy() if isinstance(lab, torch.Tensor) else np.asarray(lab)
+            return data, lab
+        (tx, ty), (sx, sy) = arr(train), arr(test)
+        return _stack_vision(name, train.classes, tx, ty, sx, sy)
+
+    return _load
+
+
+_register_simple("mnist", "MNIST")
+_register_simple("fashion-mnist", "FashionMNIST")
+_register_simple("cifar10", "CIFAR10")
+_register_simple("cifar100", "CIFAR100")
+
+
+@register_dataset("svhn")
+def _svhn(root: Path, download: bool) -> Dataset:
+    import torchvision.datasets as tvd
+
+    base = root / "svhn"
+    train, test = _torchvision_pair(
+        "svhn", base, download,
+        lambda tr: tvd.SVHN(str(base), split="train" if tr else "test", download=download),
+    )
+    return _stack_vision(
+        "svhn", [str(i) for i in range(10)], train.data.transpose(0, 2, 3, 1), train.labels,
+        test.data.transpose(0, 2, 3, 1), test.labels,
+    )
+
+
+# CIFAR-100 fine label -> coarse (superclass) label, in CIFAR-100's own label order.
+_CIFAR100_COARSE = np.array([
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15,
+    3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4,
+    2, 0, 17, 4, 18, 17, 10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
+])
+_CIFAR20_NAMES = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "large_omnivores_and_herbivores",
+    "medium_mammals", "non-insect_invertebrates", "people", "reptiles", "small_mammals", "trees",
+    "vehicles_1", "vehicles_2",
+)
+
+
+@register_dataset("cifar20")
+def _cifar20(root: Path, download: bool) -> Dataset:
+    import torchvision.datasets as tvd
+
+    base = root / "cifar100"
+    train, test = _torchvision_pair(
+        "cifar20", base, download, lambda tr: tvd.CIFAR100(str(base), train=tr, download=download)
+    )
+    fine = np.concatenate([train.targets, test.targets]).astype(np.int64)
+    coarse_train = _CIFAR100_COARSE[np.asarray(train.targets)]
+    coarse_test = _CIFAR100_COARSE[np.asarray(test.targets)]
+    return _stack_vision(
+        "cifar20", _CIFAR20_NAMES, train.data, coarse_train, test.data, coarse_test,
+        fine=fine, fine_names=tuple(train.classes),
+    )
+
+
+def _load_npz(path: Path) -> Dataset:
+    if not path.is_file():
+        raise DataError(f"npz dataset {str(path)!r} does not exist; give npz:PATH to a file with arrays x and y")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise DataError(f"{path} must contain arrays 'x' and 'y' (found: {', '.join(z.files)})")
+            x, y = np.asarray(z["x"]), np.asarray(z["y"])
+            names = [str(s) for s in z["class_names"]] if "class_names" in z else None
+    except (ValueError, OSError) as err:
+        raise DataError(f"cannot read {path} as .npz: {err}") from None
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{path}: x has {x.shape[0]} rows but y has {y.shape[0]}")
+    if x.ndim not in (2, 4):
+        raise DataError(f"{path}: x must be N x F features or N x C x H x W images, got shape {x.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1 or y.min() < 0:
+        raise DataError(f"{path}: y must be a 1-D array of non-negative integer class ids")
+    n_classes = int(y.max()) + 1
+    if names is not None and len(names) < n_classes:
+        raise DataError(f"{path}: class_names has {len(names)} entries but y uses {n_classes} classes")
+    xt, mean, std = _normalise(x.astype(np.float32))
+    return Dataset(
+        name=f"npz:{path.name}",
+        x=xt,
+        y=torch.from_numpy(y.astype(np.int64)),
+        class_names=tuple(names) if names else tuple(str(i) for i in range(n_classes)),
+        mean=mean,
+        std=std,
+    )
+
+
+def _load_folder(path: Path) -> Dataset:
+    if not path.is_dir():
+        raise DataError(f"image folder {str(path)!r} does not exist; give folder:DIR with one sub-folder per class")
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms.functional import pil_to_tensor
+
+    try:
+        folder = ImageFolder(str(path))
+    except (FileNotFoundError, RuntimeError) as err:
+        raise DataError(f"cannot read image folder {path}: {err}") from None
+    images, labels, shape = [], [], None
+    for file, label in folder.samples:
+        img = pil_to_tensor(folder.loader(file)).numpy()
+        if shape is None:
+            shape = img.shape
+        elif img.shape != shape:
+            raise DataError(
+                f"{file} has shape {img.shape} but earlier images have {shape}; resize all images to one size"
+            )
+        images.append(img)
+        labels.append(label)
+    x = np.stack(images).astype(np.float32) / 255.0
+    xt, mean, std = _normalise(x)
+    return Dataset(
+        name=f"folder:{path.name}",
+        x=xt,
+        y=torch.tensor(labels, dtype=torch.int64),
+        class_names=tuple(folder.classes),
+        mean=mean,
+        std=std,
+    )

@@ -1,0 +1,220 @@
+"""Deterministic splits and forget specs.
+
+A :class:`Split` partitions a dataset into ``test``, ``heldout`` (never trained on: the attack
+population and ReGUn's reference set) and the training pool ``D``; the forget set ``F`` is a subset of
+``D`` chosen by a forget spec, and ``retain = D \\ F``. Everything is a pure function of the dataset,
+the fractions, the forget spec and the seed, and is summarised by a fingerprint.
+
+Forget specs:
+
+* ``random:FRACTION`` — a uniformly random FRACTION of the pool, 0 < FRACTION < 1;
+* ``class:NAME_OR_ID`` — every pool example of one class;
+* ``subclass:NAME`` — every pool example of one fine class (datasets with fine labels, e.g. cifar20);
+* ``indices:FILE`` — one integer per line, positions in the training pool (0 .. |D|-1);
+* ``dataset-indices:FILE`` — one integer per line, indices into the whole dataset; each must lie in
+  the training pool (not in test or heldout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from unlearn_audit.data.datasets import Dataset
+from unlearn_audit.errors import DataError
+
+FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index sets into a :class:`Dataset`.
+
+    ``pool`` holds the dataset indices of the training pool D; ``forget_mask`` marks F within it,
+    so the membership rows of reference banks (models x |D|) line up with ``pool``.
+    """
+
+    pool: np.ndarray
+    forget_mask: np.ndarray
+    heldout: np.ndarray
+    test: np.ndarray
+    forget_spec: str
+    seed: int
+    scenario: str  # "random", "class" or "subclass": what kind of forgetting this is
+    forget_class: int | None
+    fingerprint: str
+
+    @property
+    def forget(self) -> np.ndarray:
+        return self.pool[self.forget_mask]
+
+    @property
+    def retain(self) -> np.ndarray:
+        return self.pool[~self.forget_mask]
+
+    def summary(self) -> dict:
+        return {
+            "pool": int(self.pool.size),
+            "forget": int(self.forget_mask.sum()),
+            "retain": int((~self.forget_mask).sum()),
+            "heldout": int(self.heldout.size),
+            "test": int(self.test.size),
+            "forget_spec": self.forget_spec,
+            "seed": self.seed,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def make_split(
+    dataset: Dataset,
+    forget_spec: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    heldout_fraction: float = 0.2,
+) -> Split:
+    """Split ``dataset`` deterministically in ``seed`` and choose the forget set.
+
+    ``test_fraction`` is ignored for datasets with an official test portion. ``heldout_fraction``
+    is a fraction of the non-test data.
+    """
+    for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
+        if not 0.0 < frac < 1.0:
+            raise DataError(f"{name} must be in (0, 1), got {frac}")
+    n = len(dataset)
+    rng = np.random.default_rng([seed, 0x5EED])
+    if dataset.test_indices is not None:
+        test = np.sort(np.asarray(dataset.test_indices, dtype=np.int64))
+        rest = np.setdiff1d(np.arange(n), test)
+        rest = rng.permutation(rest)
+    else:
+        perm = rng.permutation(n)
+        n_test = int(round(test_fraction * n))
+        test, rest = np.sort(perm[:n_test]), perm[n_test:]
+    n_heldout = int(round(heldout_fraction * rest.size))
+    heldout = np.sort(rest[:n_heldout])
+    pool = np.sort(rest[n_heldout:])
+    if pool.size < 2 or heldout.size < 1 or test.size < 1:
+        raise DataError(
+            f"dataset {dataset.name!r} with {n} examples is too small for test_fraction={test_fraction}, "
+            f"heldout_fraction={heldout_fraction}"
+        )
+    forget_mask, scenario, forget_class = _forget_mask(dataset, pool, heldout, test, forget_spec, seed)
+    if not forget_mask.any():
+        raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
+    if forget_mask.all():
+        raise DataError(f"forget spec {forget_spec!r} selects the whole training pool; nothing would be retained")
+    h = hashlib.sha256()
+    h.update(dataset.fingerprint.encode())
+    for arr in (pool, forget_mask, heldout, test):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return Split(
+        pool=pool,
+        forget_mask=forget_mask,
+        heldout=heldout,
+        test=test,
+        forget_spec=forget_spec,
+        seed=seed,
+        scenario=scenario,
+        forget_class=forget_class,
+        fingerprint=h.hexdigest()[:16],
+    )
+
+
+def parse_forget_spec(spec: str) -> tuple[str, str]:
+    """Split ``KIND:ARG`` and check the kind; raises :class:`DataError` naming the valid kinds."""
+    kind, sep, arg = spec.partition(":")
+    if not sep or kind not in FORGET_KINDS or not arg:
+        raise DataError(
+            f"invalid forget spec {spec!r}; use one of random:FRACTION, class:NAME_OR_ID, "
+            f"subclass:NAME, indices:FILE, dataset-indices:FILE"
+        )
+    return kind, arg
+
+
+def _forget_mask(dataset, pool, heldout, test, spec, seed):
+    kind, arg = parse_forget_spec(spec)
+    labels = dataset.y.numpy()
+    if kind == "random":
+        try:
+            frac = float(arg)
+        except ValueError:
+            raise DataError(f"forget fraction in {spec!r} is not a number") from None
+        if not 0.0 < frac < 1.0:
+            raise DataError(f"forget fraction must be in (0, 1), got {frac} in {spec!r}")
+        n_forget = max(1, int(round(frac * pool.size)))
+        rng = np.random.default_rng([seed, 0xF06])
+        mask = np.zeros(pool.size, dtype=bool)
+        mask[rng.choice(pool.size, size=n_forget, replace=False)] = True
+        return mask, "random", None
+    if kind == "class":
+        cls = _class_id(arg, dataset.class_names, spec)
+        return labels[pool] == cls, "class", cls
+    if kind == "subclass":
+        if dataset.fine_labels is None or dataset.fine_names is None:
+            raise DataError(
+                f"{spec!r}: dataset {dataset.name!r} has no fine labels; sub-class forgetting needs e.g. cifar20"
+            )
+        fine = _class_id(arg, dataset.fine_names, spec)
+        return dataset.fine_labels[pool] == fine, "subclass", None
+    positions = _read_indices(Path(arg).expanduser(), spec)
+    if kind == "indices":
+        bad = positions[(positions < 0) | (positions >= pool.size)]
+        if bad.size:
+            raise DataError(
+                f"{spec!r}: index {int(bad[0])} is out of range; indices are positions in the training pool "
+                f"(0..{pool.size - 1})"
+            )
+    else:
+        n = len(dataset)
+        bad = positions[(positions < 0) | (positions >= n)]
+        if bad.size:
+            raise DataError(f"{spec!r}: dataset index {int(bad[0])} is out of range (0..{n - 1})")
+        for name, part in (("test", test), ("heldout", heldout)):
+            clash = np.intersect1d(positions, part)
+            if clash.size:
+                raise DataError(
+                    f"{spec!r}: {clash.size} forget indices lie in the {name} split (first: {int(clash[0])}); "
+                    f"forget examples must be training examples"
+                )
+        positions = np.searchsorted(pool, positions)
+    mask = np.zeros(pool.size, dtype=bool)
+    mask[positions] = True
+    return mask, "random", None
+
+
+def _class_id(arg: str, names: tuple[str, ...], spec: str) -> int:
+    if arg in names:
+        return names.index(arg)
+    try:
+        cls = int(arg)
+    except ValueError:
+        shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+        raise DataError(f"{spec!r}: unknown class {arg!r}; known classes: {shown}") from None
+    if not 0 <= cls < len(names):
+        raise DataError(f"{spec!r}: class id {cls} out of range (0..{len(names) - 1})")
+    return cls
+
+
+def _read_indices(path: Path, spec: str) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{spec!r}: index file {str(path)!r} does not exist")
+    values = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            values.append(int(line))
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: {line!r} is not an integer index") from None
+    arr = np.asarray(values, dtype=np.int64)
+    if arr.size == 0:
+        raise DataError(f"{spec!r}: {path} lists no index; the forget set would be empty")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{spec!r}: index {int(uniq[counts > 1][0])} is listed more than once in {path}")
+    return arr

@@ -1,0 +1,250 @@
+"""The common interface of unlearning methods.
+
+An :class:`Unlearner` maps ``(model, task) -> model``. Every method declares
+
+* its **data access** — which data it reads besides the model (forget-only, forget+retain,
+  forget+heldout). Reports show it: methods that see less data must not be compared silently with
+  methods that see more;
+* the **scenarios** it supports (random, class, subclass forgetting);
+* its **hyperparameters** (:class:`Param`) with the published defaults, validated up front;
+* a **citation** and whether its spec is *confirmed* in the authors' code or *reconstructed*.
+
+Gradient-based methods do not write their own loop: they build a per-step loss from
+:class:`~unlearn_audit.training.loop.BatchStream` s and call :meth:`Unlearner.run` (which wraps
+:func:`~unlearn_audit.training.loop.optimize`). Adding a method is one module plus one registry line.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.training.loop import (
+    Accelerator, BatchStream, make_generator, make_optimizer, make_schedule, optimize,
+)
+from unlearn_audit.training.recipe import Recipe
+
+
+class DataAccess(str, Enum):
+    FORGET_ONLY = "forget-only"
+    FORGET_RETAIN = "forget+retain"
+    FORGET_HELDOUT = "forget+heldout"
+    RETAIN_ONLY = "retain-only"  # retraining from scratch: never reads the forget set
+
+    @property
+    def needs_retain(self) -> bool:
+        return self in (DataAccess.FORGET_RETAIN, DataAccess.RETAIN_ONLY)
+
+    @property
+    def needs_heldout(self) -> bool:
+        return self is DataAccess.FORGET_HELDOUT
+
+
+SCENARIOS = frozenset({"random", "class", "subclass"})
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named hyperparameter: default, type, help text and bounds (inclusive unless ``open``)."""
+
+    default: Any
+    help: str
+    type: type = float
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    open_low: bool = False
+    allow_none: bool = False
+
+    def coerce(self, method: str, name: str, value: Any) -> Any:
+        where = f"method {method!r}, parameter {name!r}"
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            if self.allow_none:
+                return None
+            raise ConfigError(f"{where}: a value is required")
+        try:
+            if self.type is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            elif self.type is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            elif self.type is int and isinstance(value, bool):
+                raise ValueError
+            else:
+                value = self.type(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {value!r} is not a valid {self.type.__name__}") from None
+        if self.type is float and not math.isfinite(value):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            op = ">" if self.open_low else ">="
+            raise ConfigError(f"{where}: must be {op} {self.low}, got {value!r}")
+        if self.high is not None and value > self.high:
+            raise ConfigError(f"{where}: must be <= {self.high}, got {value!r}")
+        return value
+
+
+def optim_params(*, lr: float, epochs: float, optimizer: str = "sgd", momentum: float = 0.9,
+                 weight_decay: float = 5e-4, batch_size: int = 64, schedule: str = "constant") -> dict[str, Param]:
+    """The optimiser / budget hyperparameters most gradient-based methods share."""
+    return {
+        "lr": Param(lr, "learning rate", float, low=0.0, open_low=True),
+        "epochs": Param(epochs, "budget: passes over the method's driving data set", float, low=0.0, open_low=True),
+        "optimizer": Param(optimizer, "optimiser", str, choices=("sgd", "adam", "adamw")),
+        "momentum": Param(momentum, "SGD momentum", float, low=0.0, high=0.999),
+        "weight_decay": Param(weight_decay, "weight decay", float, low=0.0),
+        "batch_size": Param(batch_size, "mini-batch size", int, low=1),
+        "schedule": Param(schedule, "learning-rate schedule over the budget", str,
+                          choices=("constant", "cosine", "step", "onecycle")),
+    }
+
+
+@dataclass(frozen=True)
+class TensorSet:
+    """Inputs and labels of one data set, already on the task's device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class UnlearningTask:
+    """Everything an unlearner may read besides the model.
+
+    ``retain`` / ``heldout`` may be ``None``: an unlearner whose data access needs them refuses such
+    a task. ``recipe`` is the original training recipe (retraining and re-initialisation methods
+    need it). ``forget_class`` is set for class-wise forgetting.
+    """
+
+    forget: TensorSet
+    num_classes: int
+    retain: TensorSet | None = None
+    heldout: TensorSet | None = None
+    accel: Accelerator = field(default_factory=Accelerator)
+    seed: int = 0
+    scenario: str = "random"
+    forget_class: int | None = None
+    recipe: Recipe | None = None
+
+
+class Unlearner(ABC):
+    """Base class of every unlearning method (see the module docstring)."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    citation: ClassVar[str]
+    data_access: ClassVar[DataAccess]
+    scenarios: ClassVar[frozenset[str]] = SCENARIOS
+    spec_status: ClassVar[str] = "confirmed"  # or "reconstructed" / "partly reconstructed"
+    params: ClassVar[dict[str, Param]] = {}
+    test_accuracy_bound: ClassVar[float] = 0.15  # max drop in test accuracy the tests allow (digits)
+
+    def __init__(self, **overrides):
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            raise ConfigError(
+                f"method {self.name!r} has no parameter {unknown[0]!r}; its parameters are: "
+                f"{', '.join(sorted(self.params)) or '(none)'}"
+            )
+        self.hp: dict[str, Any] = {
+            k: p.coerce(self.name, k, overrides.get(k, p.default)) for k, p in self.params.items()
+        }
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Cross-parameter checks; raise :class:`ConfigError`."""
+
+    # -- public ----------------------------------------------------------------------------
+    def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
+        """Return an unlearned copy of ``model``; the input model is not modified."""
+        self.check_task(task)
+        work = task.accel.prepare_model(copy.deepcopy(model))
+        with torch.random.fork_rng(devices=[task.accel.device] if task.accel.is_cuda else []):
+            torch.manual_seed(task.seed)
+            result = self._unlearn(work, task)
+        result.eval()
+        return result
+
+    def supports(self, scenario: str) -> bool:
+        return scenario in self.scenarios
+
+    def check_task(self, task: UnlearningTask) -> None:
+        if len(task.forget) == 0:
+            raise ConfigError(f"method {self.name!r}: the forget set is empty")
+        if self.data_access.needs_retain and (task.retain is None or len(task.retain) == 0):
+            raise ConfigError(
+                f"method {self.name!r} needs retain data (data access {self.data_access.value}); "
+                f"the task provides none"
+            )
+        if self.data_access.needs_heldout and (task.heldout is None or len(task.heldout) == 0):
+            raise ConfigError(
+                f"method {self.name!r} needs held-out data (data access {self.data_access.value}); "
+                f"the task provides none"
+            )
+        if not self.supports(task.scenario):
+            raise ConfigError(
+                f"method {self.name!r} supports {', '.join(sorted(self.scenarios))} forgetting, "
+                f"not {task.scenario!r}"
+            )
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "name": cls.name,
+            "title": cls.title,
+            "data_access": cls.data_access.value,
+            "scenarios": sorted(cls.scenarios),
+            "spec": cls.spec_status,
+            "citation": cls.citation,
+            "defaults": {k: p.default for k, p in cls.params.items()},
+        }
+
+    # -- for subclasses --------------------------------------------------------------------
+    @abstractmethod
+    def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
+        ...
+
+    def generator(self, task: UnlearningTask, stream: int = 0) -> torch.Generator:
+        """An independent, reproducible generator per (task seed, stream id)."""
+        return make_generator(task.seed * 1_000_003 + stream)
+
+    def stream(self, data: TensorSet, task: UnlearningTask, *, batch_size: int | None = None,
+               stream: int = 0, drop_last: bool = False) -> BatchStream:
+        return BatchStream((data.x, data.y), batch_size or self.hp["batch_size"],
+                           self.generator(task, stream), drop_last=drop_last)
+
+    def run(self, model: nn.Module, task: UnlearningTask, step_loss: Callable[[int], torch.Tensor],
+            n_steps: int, *, parameters=None, lr: float | None = None, **loop_kwargs) -> nn.Module:
+        """Optimise ``step_loss`` for ``n_steps`` with this method's optimiser hyperparameters.
+
+        ``parameters`` restricts the update (default: all parameters); ``loop_kwargs`` go to
+        :func:`~unlearn_audit.training.loop.optimize` (``grad_transform``, ``after_step``,
+        ``clip_norm``).
+        """
+        hp = self.hp
+        params = list(model.parameters()) if parameters is None else list(parameters)
+        optimizer = make_optimizer(params, hp.get("optimizer", "sgd"), lr if lr is not None else hp["lr"],
+                                   momentum=hp.get("momentum", 0.9), weight_decay=hp.get("weight_decay", 0.0))
+        scheduler = make_schedule(optimizer, hp.get("schedule", "constant"), n_steps)
+        n_steps = max(1, int(n_steps))
+        return optimize(model, step_loss, optimizer, n_steps, accel=task.accel, scheduler=scheduler,
+                        where=f"method {self.name}", **loop_kwargs)
+
+    def steps_for(self, stream: BatchStream, epochs: float | None = None) -> int:
+        """Number of steps for ``epochs`` (default: the ``epochs`` hyperparameter) over ``stream``."""
+        epochs = self.hp["epochs"] if epochs is None else epochs
+        return max(1, int(round(epochs * stream.steps_per_epoch)))

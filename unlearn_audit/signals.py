@@ -1,0 +1,149 @@
+"""Per-example signals: model logits under augmentation queries, reduced to attack features.
+
+The reductions are pure numpy functions of ``logits`` (..., C) and ``labels``:
+
+* φ, the logit-scaled confidence ``log p_y − log Σ_{j≠y} p_j`` (LiRA, Carlini et al. 2022),
+  computed stably from log-softmax with a log-sum-exp over the other classes;
+* cross-entropy loss, true-class probability, correctness, prediction entropy;
+* modified entropy (Song & Mittal 2021), computed per row with the *true* label's own terms —
+  the widely copied Unlearn-Sparse version indexes whole columns and uses ``log p`` for
+  ``log(1−p)``; we do not.
+
+:func:`compute_logits` runs models (torch) over examples under queries: ``identity``, ``mirror``
+(horizontal flip) and ``shift:DX,DY`` (translation with zero padding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+_TINY = 1e-45
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _true_and_rest(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log p_y and log Σ_{j≠y} p_j, both computed without forming 1 − p_y."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float64))
+    lab = np.broadcast_to(np.asarray(labels), logp.shape[:-1])
+    log_py = np.take_along_axis(logp, lab[..., None].astype(np.int64), axis=-1)[..., 0]
+    masked = logp.copy()
+    np.put_along_axis(masked, lab[..., None].astype(np.int64), -np.inf, axis=-1)
+    m = masked.max(axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    log_rest = np.log(np.exp(masked - m).sum(axis=-1) + _TINY) + m[..., 0]
+    return log_py, log_rest
+
+
+def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    log_py, log_rest = _true_and_rest(logits, labels)
+    return log_py - log_rest
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    """Reduced signals with shape (..., N, Q): leading model axis optional, Q augmentation queries."""
+
+    phi: np.ndarray
+    loss: np.ndarray
+    prob: np.ndarray
+    correct: np.ndarray
+    entropy: np.ndarray
+    modified_entropy: np.ndarray
+
+    @classmethod
+    def from_logits(cls, logits: np.ndarray, labels: np.ndarray) -> "SignalSet":
+        """``logits`` (..., N, Q, C); ``labels`` (N,)."""
+        logits = np.asarray(logits, dtype=np.float64)
+        labels = np.asarray(labels, dtype=np.int64)[:, None]  # broadcast over queries
+        logp = log_softmax(logits)
+        p = np.exp(logp)
+        log_py, log_rest = _true_and_rest(logits, labels)
+        py = np.exp(log_py)
+        lab = np.broadcast_to(labels, logp.shape[:-1])[..., None]
+        onehot = np.zeros_like(p, dtype=bool)
+        np.put_along_axis(onehot, lab, True, axis=-1)
+        log1m_p = np.log1p(-np.clip(p, 0.0, 1.0 - 1e-12))
+        # Song & Mittal: −(1−p_y) log p_y − Σ_{j≠y} p_j log(1−p_j)
+        m_ent = -(1.0 - py) * log_py - np.where(onehot, 0.0, p * log1m_p).sum(-1)
+        return cls(
+            phi=(log_py - log_rest).astype(np.float32),
+            loss=(-log_py).astype(np.float32),
+            prob=py.astype(np.float32),
+            correct=(logits.argmax(-1) == lab[..., 0]).astype(np.float32),
+            entropy=(-(p * logp).sum(-1)).astype(np.float32),
+            modified_entropy=m_ent.astype(np.float32),
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.phi.shape
+
+    def take(self, index, axis: int = -2) -> "SignalSet":
+        """Select examples (default axis: N) from every field."""
+        return SignalSet(**{f.name: np.take(getattr(self, f.name), index, axis=axis) for f in fields(self)})
+
+
+def parse_queries(queries: tuple[str, ...] | list[str]) -> list[tuple[bool, int, int]]:
+    """``identity`` / ``mirror`` / ``shift:DX,DY`` (optionally ``mirror+shift:DX,DY``)."""
+    from unlearn_audit.errors import ConfigError
+
+    parsed = []
+    for q in queries:
+        flip, dx, dy = False, 0, 0
+        for part in q.split("+"):
+            if part == "identity":
+                continue
+            if part == "mirror":
+                flip = True
+            elif part.startswith("shift:"):
+                try:
+                    dx, dy = (int(v) for v in part[6:].split(","))
+                except ValueError:
+                    raise ConfigError(f"query {q!r}: shift must be shift:DX,DY with integers") from None
+            else:
+                raise ConfigError(f"unknown augmentation query {q!r}; use identity, mirror or shift:DX,DY")
+        parsed.append((flip, dx, dy))
+    if not parsed:
+        raise ConfigError("at least one augmentation query is needed (e.g. identity)")
+    return parsed
+
+
+def apply_query(x, flip: bool, dx: int, dy: int):
+    """Mirror and/or translate an image batch (torch) with zero padding."""
+    import torch.nn.functional as F
+
+    if x.dim() != 4:
+        return x
+    if flip:
+        x = x.flip(3)
+    if dx or dy:
+        h, w = x.shape[2], x.shape[3]
+        p = max(abs(dx), abs(dy))
+        padded = F.pad(x, (p, p, p, p))
+        x = padded[:, :, p + dy:p + dy + h, p + dx:p + dx + w]
+    return x
+
+
+def compute_logits(models, x, queries=("identity",), accel=None, batch_size: int = 1024) -> np.ndarray:
+    """Logits of each model on ``x`` under each query: float32 array (M, N, Q, C)."""
+    import torch
+
+    from unlearn_audit.training.loop import Accelerator, predict_logits
+
+    accel = accel or Accelerator()
+    plan = parse_queries(queries)
+    out = []
+    with torch.no_grad():
+        for model in models:
+            model = accel.prepare_model(model)
+            per_query = [
+                predict_logits(model, apply_query(x, *q), accel, batch_size).cpu().numpy() for q in plan
+            ]
+            out.append(np.stack(per_query, axis=1))
+    return np.stack(out).astype(np.float32)
