@@ -1,0 +1,189 @@
+"""The command line: help texts, the train → unlearn path, and one clear line + exit 2 on bad input."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from unlearn_audit.cli import main
+
+FAST = ["--epochs", "3"]
+
+
+@pytest.fixture()
+def run(tmp_path):
+    store = str(tmp_path / "store")
+
+    def invoke(*args):
+        result = CliRunner().invoke(main, [*args, "--store", store] if args[0] in
+                                    ("train", "bench", "unlearn") else list(args))
+        return result
+
+    return invoke
+
+
+@pytest.fixture()
+def checkpoint(run, tmp_path):
+    path = tmp_path / "model.pt"
+    result = run("train", "--out", str(path), *FAST)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def assert_bad_input(result, *fragments):
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert "Traceback" not in result.output
+    assert len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        yield prefix + (name,), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, prefix + (name,))
+
+
+def test_every_command_and_option_is_described():
+    runner = CliRunner()
+    assert runner.invoke(main, ["--help"]).exit_code == 0
+    for path, command in _commands(main):
+        assert command.help, f"{' '.join(path)} has no description"
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
+        result = runner.invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, result.output
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "unlearn_audit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "bench" in out.stdout
+
+
+def test_train_writes_a_safe_checkpoint(checkpoint):
+    obj = torch.load(checkpoint, weights_only=True)
+    assert obj["arch"] == "mlp" and obj["num_classes"] == 10
+    assert obj["meta"]["scenario"]["dataset"] == "digits"
+
+
+def test_unlearn_runs_a_method_on_a_checkpoint(run, checkpoint, tmp_path):
+    out = tmp_path / "unlearned.pt"
+    result = run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--out", str(out),
+                 "--param", "epochs=1", *FAST)
+    assert result.exit_code == 0, result.output
+    obj = torch.load(out, weights_only=True)
+    assert obj["meta"]["method"] == "finetune" and obj["meta"]["params"]["epochs"] == 1.0
+
+
+def test_bench_with_overrides_writes_results(run, tmp_path):
+    out = tmp_path / "bench"
+    result = run("bench", "--methods", "finetune", "--references", "1", "--out", str(out), "--quiet",
+                 "--param", "finetune.epochs=1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "finetune" in result.output and (out / "results.json").is_file()
+
+
+def test_missing_checkpoint(run, tmp_path):
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(tmp_path / "nope.pt"),
+                         "--out", str(tmp_path / "u.pt")), "does not exist")
+
+
+def test_corrupt_checkpoint(run, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(bad), "--out", str(tmp_path / "u.pt")),
+                     "corrupt")
+
+
+def test_architecture_mismatch(run, checkpoint, tmp_path):
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--arch", "cnn",
+                         "--out", str(tmp_path / "u.pt")), "arch='mlp'", "arch='cnn'")
+
+
+def test_bare_state_dict_of_other_architecture(run, tmp_path):
+    from unlearn_audit.models import build_model
+
+    path = tmp_path / "sd.pt"
+    torch.save(build_model("cnn", 10, (1, 8, 8)).state_dict(), path)
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(path), "--out", str(tmp_path / "u.pt")),
+                     "does not match architecture 'mlp'")
+
+
+def test_indices_out_of_range(run, tmp_path):
+    f = tmp_path / "idx.txt"
+    f.write_text("3\n99999\n")
+    assert_bad_input(run("train", "--forget", f"indices:{f}", "--out", str(tmp_path / "m.pt")), "out of range")
+
+
+def test_indices_overlapping_test(run, tmp_path):
+    from unlearn_audit.data import load_dataset, make_split
+
+    split = make_split(load_dataset("digits"), "random:0.1", seed=0)
+    f = tmp_path / "idx.txt"
+    f.write_text(f"{split.test[0]}\n")
+    assert_bad_input(run("train", "--forget", f"dataset-indices:{f}", "--out", str(tmp_path / "m.pt")),
+                     "test split")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--forget", "random:1.5"], "must be in (0, 1)"),
+    (["--forget", "random:0"], "must be in (0, 1)"),
+    (["--forget", "class:11"], "out of range"),
+    (["--dataset", "imagenet-42"], "unknown dataset"),
+    (["--arch", "transformer9000"], "unknown architecture"),
+    (["--arch", "nosuchpkg.mod:factory"], "cannot import"),
+    (["--device", "tpu"], "invalid device"),
+    (["--epochs", "0"], "train.epochs"),
+])
+def test_bad_scenario_input(run, tmp_path, args, fragment):
+    assert_bad_input(run("train", "--out", str(tmp_path / "m.pt"), *args), fragment)
+
+
+def test_empty_forget_set(run, tmp_path):
+    f = tmp_path / "idx.txt"
+    f.write_text("\n")
+    assert_bad_input(run("train", "--forget", f"indices:{f}", "--out", str(tmp_path / "m.pt")), "empty")
+
+
+def test_unknown_method(run, checkpoint, tmp_path):
+    assert_bad_input(run("unlearn", "--method", "forgetify", "--model", str(checkpoint), "--out",
+                         str(tmp_path / "u.pt")), "unknown method 'forgetify'")
+    assert_bad_input(run("bench", "--methods", "forgetify", "--out", str(tmp_path / "b")), "unknown method")
+
+
+def test_bad_method_parameter(run, checkpoint, tmp_path):
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--out",
+                         str(tmp_path / "u.pt"), "--param", "lr=-1"), "'lr'", "must be >")
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--out",
+                         str(tmp_path / "u.pt"), "--param", "speed=3"), "no parameter 'speed'")
+
+
+def test_unwritable_out(run, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert_bad_input(run("train", "--out", str(blocker / "m.pt")), "not writable")
+    assert_bad_input(run("bench", "--out", str(blocker / "dir")), "not writable")
+
+
+def test_bad_input_leaves_nothing_in_the_store(run, tmp_path):
+    from unlearn_audit.store import Store
+
+    run("train", "--forget", "random:2", "--out", str(tmp_path / "m.pt"))
+    assert list(Store(tmp_path / "store").entries()) == []
+
+
+def test_config_errors_name_the_key(run, tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[data]\ndatset = 'digits'\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "data.datset")
+    cfg.write_text("[train]\nlr = 'fast'\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
+    cfg.write_text("[data\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "not valid TOML")

@@ -1,0 +1,86 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from unlearn_audit.config import Config
+from unlearn_audit.scenario import Scenario
+from unlearn_audit.store import CorruptEntryError, Store
+
+
+def test_put_get_roundtrip(tmp_path):
+    store = Store(tmp_path)
+    fields = {"kind": "x", "seed": 1}
+    key = store.key(fields)
+    store.put_tensors(key, {"w": torch.arange(6.0).reshape(2, 3)}, kind="test", fields=fields)
+    assert store.has(key)
+    assert torch.equal(store.get_tensors(key)["w"], torch.arange(6.0).reshape(2, 3))
+    manifest = store.manifest(key)
+    assert manifest["fields"] == fields and manifest["kind"] == "test"
+    assert "torch" in manifest["versions"]
+    assert store.key({"seed": 1, "kind": "x"}) == key  # key order does not matter
+
+
+def test_corrupt_payload_is_detected_and_rebuilt(tmp_path):
+    store = Store(tmp_path)
+    fields = {"kind": "x"}
+    key = store.key(fields)
+    store.put_tensors(key, {"w": torch.ones(3)}, kind="test", fields=fields)
+    payload = store.path(key) / "payload.safetensors"
+    data = bytearray(payload.read_bytes())
+    data[-1] ^= 0xFF
+    payload.write_bytes(bytes(data))
+    with pytest.raises(CorruptEntryError):
+        store.get_tensors(key)
+    calls = []
+    with pytest.warns(UserWarning, match="rebuilding"):
+        tensors, cached = store.get_or_create(fields, "test", lambda: calls.append(1) or {"w": torch.zeros(3)})
+    assert not cached and calls == [1] and torch.equal(tensors["w"], torch.zeros(3))
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path):
+    """A writer killed mid-write leaves only a temporary directory, never a visible entry."""
+    script = textwrap.dedent(f"""
+        import os, torch
+        from unlearn_audit.store import Store
+        import safetensors.torch as st
+        real = st.save_file
+        def dying(tensors, path):
+            real(tensors, path)
+            os._exit(9)  # killed after the payload, before the manifest and rename
+        st.save_file = dying
+        s = Store({str(tmp_path)!r})
+        s.put_tensors(s.key({{"k": 1}}), {{"w": torch.ones(2)}}, kind="t", fields={{"k": 1}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == 9
+    store = Store(tmp_path)
+    assert not store.has(store.key({"k": 1}))
+    assert list(store.entries()) == []
+
+
+def test_second_run_loads_instead_of_training(tmp_path):
+    scenario = Scenario.from_config(Config(), store=Store(tmp_path))
+    scenario.recipe = scenario.recipe.replace(epochs=2)
+    first, cached1 = scenario.original(seed=0)
+    second, cached2 = scenario.original(seed=0)
+    assert (cached1, cached2) == (False, True)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    # a different seed is a different entry
+    _, cached3 = scenario.original(seed=1)
+    assert not cached3
+    assert len(list(Store(tmp_path).entries())) == 2
+
+
+def test_unusable_store_location(tmp_path):
+    from unlearn_audit.errors import StoreError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="--store"):
+        Store(blocker / "store")

@@ -1,0 +1,78 @@
+"""Training: the membership signal the tool exists to measure, reproducibility, divergence."""
+
+import pytest
+import torch
+
+from unlearn_audit.config import Config
+from unlearn_audit.errors import TrainingDivergedError
+from unlearn_audit.scenario import Scenario
+from unlearn_audit.store import Store
+from unlearn_audit.training import Accelerator, Recipe, accuracy, augment_batch, make_generator, train_model
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    return Scenario.from_config(Config(), store=Store(tmp_path_factory.mktemp("store")))
+
+
+def _acc(model, scenario, idx):
+    data = scenario.tensors(idx)
+    return accuracy(model, data.x, data.y, scenario.accel)
+
+
+def test_original_remembers_forget_set_retrained_does_not(scenario):
+    """Original: forget accuracy above test accuracy. Retrained: forget accuracy close to test accuracy."""
+    s = scenario.split
+    gaps_orig, gaps_retr = [], []
+    for seed in (0, 1):
+        original, _ = scenario.original(seed)
+        retrained, _ = scenario.retrained(seed)
+        gaps_orig.append(_acc(original, scenario, s.forget) - _acc(original, scenario, s.test))
+        gaps_retr.append(_acc(retrained, scenario, s.forget) - _acc(retrained, scenario, s.test))
+    mean_orig, mean_retr = sum(gaps_orig) / 2, sum(gaps_retr) / 2
+    assert mean_orig > 0.02  # trained on F: it fits F better than unseen data
+    assert abs(mean_retr) < 0.03  # never saw F: F is just more unseen data
+    assert mean_orig > mean_retr + 0.015
+
+
+def test_training_is_reproducible(digits, accel):
+    r = Recipe(epochs=2)
+    a = train_model(r, digits.x[:300], digits.y[:300], num_classes=10, seed=5, accel=accel)
+    b = train_model(r, digits.x[:300], digits.y[:300], num_classes=10, seed=5, accel=accel)
+    c = train_model(r, digits.x[:300], digits.y[:300], num_classes=10, seed=6, accel=accel)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_diverged_loss_stops_with_clear_error_and_saves_nothing(tmp_path):
+    scenario = Scenario.from_config(Config(), store=Store(tmp_path))
+    scenario.recipe = scenario.recipe.replace(lr=1e12, momentum=0.0, epochs=3)
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        scenario.original(seed=0)
+    assert list(Store(tmp_path).entries()) == []
+
+
+def test_augmentation_keeps_shape_and_changes_pixels():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    y = augment_batch(x, "flip-crop", make_generator(0), padding=1)
+    assert y.shape == x.shape
+    flipped = augment_batch(x, "flip", make_generator(1))
+    for i in range(2):  # each image is either itself or its mirror
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "resnet18"])
+def test_zoo_architectures_forward(arch):
+    from unlearn_audit.models import build_model
+
+    shape = (3, 16, 16) if arch == "resnet18" else (1, 8, 8)
+    model = build_model(arch, 7, shape)
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_user_factory_architecture():
+    from unlearn_audit.models import build_model
+
+    model = build_model("tests.factories:tiny_linear", 4, (1, 8, 8))
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 4)

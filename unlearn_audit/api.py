@@ -1,0 +1,79 @@
+"""The Python API behind the CLI: each function takes a :class:`Config` and returns data.
+
+The CLI only parses options, calls these functions and prints; everything it does can be done from
+Python the same way::
+
+    from unlearn_audit import api
+    from unlearn_audit.config import load_config
+    result = api.bench(load_config("examples/digits.toml"))
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from unlearn_audit._io import atomic_write_json, ensure_writable_dir
+from unlearn_audit.bench import BenchResult, evaluate, run_bench
+from unlearn_audit.config import Config
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.methods import REGISTRY, get_method
+from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
+from unlearn_audit.scenario import Scenario
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Fail now (not after training) if ``path`` cannot be written."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"--out {str(path)!r} is a directory; give a file name such as model.pt")
+    ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool = True) -> dict:
+    """Train a model of the scenario on the training pool (``on="pool"``, an original) or the
+    retain set (``on="retain"``, a retrained reference) and save a checkpoint to ``out``."""
+    out = check_output_file(out)
+    scenario = Scenario.from_config(config)
+    indices = {"pool": scenario.split.pool, "retain": scenario.split.retain}.get(on)
+    if indices is None:
+        raise ConfigError(f"--on must be pool or retain, got {on!r}")
+    model, cached = scenario.trained_model(indices, config.run.seed)
+    metrics = evaluate(model, scenario)
+    meta = {"scenario": scenario.describe(), "trained_on": on, "seed": config.run.seed, "metrics": metrics}
+    save_checkpoint(out, model, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
+                    input_shape=scenario.dataset.input_shape, meta=meta)
+    return {"out": str(out), "cached": cached, **meta}
+
+
+def bench(config: Config, *, progress: bool = True) -> tuple[BenchResult, Path]:
+    """Run the method comparison and write ``results.json`` under ``config.bench.out``."""
+    out_dir = ensure_writable_dir(config.bench.out)
+    result = run_bench(config, progress=progress)
+    path = atomic_write_json(out_dir / "results.json", {**result.to_dict(), "config": config.to_dict()})
+    return result, path
+
+
+def unlearn(config: Config, method: str, model_path: str | Path, out: str | Path,
+            params: dict | None = None) -> dict:
+    """Apply ``method`` to the checkpoint at ``model_path`` for the scenario's forget set."""
+    out = check_output_file(out)
+    if method not in REGISTRY:
+        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(REGISTRY)}")
+    merged = {**config.methods.get(method, {}), **(params or {})}
+    unlearner = get_method(method, **merged)
+    scenario = Scenario.from_config(config)
+    model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
+                                    input_shape=scenario.dataset.input_shape)
+    model = scenario.accel.prepare_model(model)
+    before = evaluate(model, scenario)
+    start = time.perf_counter()
+    result = unlearner.unlearn(model, scenario.task(config.run.seed))
+    seconds = time.perf_counter() - start
+    after = evaluate(result, scenario)
+    meta = {"method": method, "params": unlearner.hp, "source_checkpoint": str(model_path),
+            "scenario": scenario.describe(), "before": before, "after": after, "seconds": seconds}
+    save_checkpoint(out, result, arch=record["arch"], num_classes=scenario.dataset.num_classes,
+                    input_shape=scenario.dataset.input_shape, meta=meta)
+    return {"out": str(out), **meta}

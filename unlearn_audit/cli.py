@@ -1,0 +1,210 @@
+"""Command-line interface: parse options, call :mod:`unlearn_audit.api`, print, map errors to exit codes.
+
+Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from unlearn_audit import __version__
+from unlearn_audit.errors import UnlearnAuditError
+
+EXIT_BAD_INPUT = 2
+
+
+def _scenario_options(fn):
+    """Options shared by every command that works on a scenario."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="Scenario TOML file (see examples/). Default: the embedded digits scenario."),
+        click.option("--dataset", help="Dataset: digits, mnist, fashion-mnist, cifar10, cifar100, cifar20, "
+                                       "svhn, npz:PATH or folder:PATH. Overrides data.dataset."),
+        click.option("--data-root", type=click.Path(file_okay=False),
+                     help="Where torchvision datasets are (or are downloaded to). Overrides data.data_root."),
+        click.option("--download", is_flag=True, default=None,
+                     help="Allow downloading a torchvision dataset that is not under --data-root."),
+        click.option("--forget", help="Forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
+                                      "indices:FILE (pool positions) or dataset-indices:FILE. Overrides data.forget."),
+        click.option("--arch", help="Architecture: mlp, cnn, resnet18, … or pkg.module:factory. Overrides train.arch."),
+        click.option("--epochs", type=int, help="Training epochs of original and reference models. Overrides train.epochs."),
+        click.option("--seed", type=int, help="Base seed of models and methods. Overrides run.seed."),
+        click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N. Overrides run.device."),
+        click.option("--store", type=click.Path(file_okay=False),
+                     help="Model store directory. Default: $UNLEARN_AUDIT_STORE or ~/.cache/unlearn-audit."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _config(config_path, **flags):
+    from unlearn_audit.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(config_path), **flags)
+
+
+def _handle_errors(fn):
+    """Turn user-facing errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UnlearnAuditError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
+    """``key=value`` (or ``method.key=value`` when ``qualified``) → dict; values stay strings and
+    are converted and validated by the method's declared parameter types."""
+    from unlearn_audit.errors import ConfigError
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r}: expected {'METHOD.KEY' if qualified else 'KEY'}=VALUE")
+        if qualified:
+            method, dot, name = key.partition(".")
+            if not dot or not name:
+                raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
+            out.setdefault(method, {})[name] = value
+        else:
+            out[key] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="unlearn-audit")
+def main():
+    """Audit machine unlearning: does a model still remember the data it claims to have forgotten?
+
+    Commands work on a scenario (dataset, split, forget set, training recipe). Without --config or
+    --dataset they use the embedded digits scenario, which needs no download.
+    """
+
+
+@main.command()
+@_scenario_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write (e.g. model.pt).")
+@click.option("--on", type=click.Choice(["pool", "retain"]), default="pool", show_default=True,
+              help="Train on the whole training pool (an original model) or on the retain set (a retrained reference).")
+@_handle_errors
+def train(config_path, out, on, **flags):
+    """Train a model for a scenario and save it as a checkpoint.
+
+    The checkpoint loads with torch.load(path, weights_only=True). Models are cached in the store:
+    training the same scenario and seed twice loads the first result.
+    """
+    from unlearn_audit import api
+
+    info = api.train(_config(config_path, **flags), out, on=on)
+    m = info["metrics"]
+    click.echo(f"saved {info['out']} ({'loaded from store' if info['cached'] else 'trained'}): "
+               f"forget acc {100 - m['UA']:.1f}%, retain acc {m['RA']:.1f}%, test acc {m['TA']:.1f}%")
+
+
+@main.command()
+@_scenario_options
+@click.option("--methods", help="Comma-separated method names, or 'all' (every method that supports the "
+                                "scenario). Overrides bench.methods. Default: retrain,finetune,neggrad.")
+@click.option("--references", type=int, help="Number of original models (seeds) each method is applied to. "
+                                             "Overrides bench.references (default 3).")
+@click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="Override a method hyperparameter, e.g. --param finetune.lr=0.02 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory for results.json. Overrides bench.out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_handle_errors
+def bench(config_path, methods, references, params, out, as_json, quiet, **flags):
+    """Compare unlearning methods on one scenario.
+
+    Each method is applied to the same K original models; UA/RA/TA and a membership-inference attack
+    (forget vs held-out) are reported as mean ± std over seeds with each method's run time, and
+    results.json is written under --out.
+    """
+    import dataclasses
+
+    from unlearn_audit import api
+    from unlearn_audit.bench import METRICS
+    from unlearn_audit.report.table import bench_table
+
+    config = _config(config_path, methods=methods, references=references, out=out, **flags)
+    extra = _parse_params(params, qualified=True)
+    if extra:
+        merged = {k: dict(v) for k, v in config.methods.items()}
+        for name, values in extra.items():
+            merged.setdefault(name, {}).update(values)
+        config = dataclasses.replace(config, methods=merged)
+    result, path = api.bench(config, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(bench_table(result, METRICS))
+        click.echo(f"results written to {path}")
+
+
+@main.command()
+@_scenario_options
+@click.option("--method", required=True, help="Method name (see `unlearn-audit methods`).")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint of the original model (from `unlearn-audit train` or a bare state dict with --arch).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file for the unlearned model.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter of the method, e.g. --param lr=0.02 (repeatable).")
+@_handle_errors
+def unlearn(config_path, method, model_path, out, params, **flags):
+    """Apply one unlearning method to a checkpoint for the scenario's forget set."""
+    from unlearn_audit import api
+
+    info = api.unlearn(_config(config_path, **flags), method, model_path, out, _parse_params(params, qualified=False))
+    b, a = info["before"], info["after"]
+    click.echo(f"saved {info['out']} ({method}, {info['seconds']:.2f} s): "
+               f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def methods(as_json):
+    """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
+    from tabulate import tabulate
+
+    from unlearn_audit.methods import REGISTRY
+
+    infos = [cls.describe() for cls in REGISTRY.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2, default=str))
+        return
+    rows = [[i["name"], i["data_access"], ",".join(i["scenarios"]), i["spec"],
+             ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]] for i in infos]
+    click.echo(tabulate(rows, headers=["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
+                        tablefmt="simple", maxcolwidths=[None, None, None, None, 50, 50]))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def attacks(as_json):
+    """List membership-inference attacks with their threat model and citation."""
+    from tabulate import tabulate
+
+    from unlearn_audit.attacks import REGISTRY
+
+    infos = [cls.describe() for cls in REGISTRY.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2, default=str))
+        return
+    rows = [[i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]] for i in infos]
+    click.echo(tabulate(rows, headers=["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
+                        tablefmt="simple", maxcolwidths=[None, 25, 45, None, 45]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,232 @@
+"""Scenario configuration: a TOML file validated into dataclasses.
+
+Sections and keys (every key optional; see ``examples/digits.toml``)::
+
+    [data]     dataset, data_root, download, forget, test_fraction, heldout_fraction, split_seed
+    [train]    arch, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule,
+               warmup_epochs, label_smoothing, augment, crop_padding
+    [run]      device, store, seed, amp, channels_last
+    [bench]    methods, references, out
+    [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
+
+Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
+keys of the same meaning. With neither a file nor ``--dataset`` the embedded digits scenario is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.training.recipe import Recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_METHODS = ("retrain", "finetune", "neggrad")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    forget: str = "random:0.1"
+    test_fraction: float = 0.2
+    heldout_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    device: str = "auto"
+    store: str | None = None
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    references: int = 3
+    out: str = "runs/bench"
+
+
+# Recipes that train a sensible model for each built-in dataset in reasonable time. The digits
+# recipe is the embedded default: it overfits enough to show a membership signal within seconds.
+DEFAULT_RECIPES: dict[str, Recipe] = {
+    "digits": Recipe(arch="mlp", epochs=30, batch_size=64, lr=0.05),
+    "mnist": Recipe(arch="cnn", epochs=10, batch_size=128, lr=0.05),
+    "fashion-mnist": Recipe(arch="cnn", epochs=15, batch_size=128, lr=0.05),
+    "cifar10": Recipe(arch="resnet18", epochs=40, batch_size=256, lr=0.1, augment="flip-crop", crop_padding=4),
+    "cifar100": Recipe(arch="resnet18", epochs=60, batch_size=256, lr=0.1, augment="flip-crop", crop_padding=4),
+    "cifar20": Recipe(arch="resnet18", epochs=60, batch_size=256, lr=0.1, augment="flip-crop", crop_padding=4),
+    "svhn": Recipe(arch="resnet18", epochs=20, batch_size=256, lr=0.05, augment="crop", crop_padding=4),
+}
+
+
+def default_recipe(dataset: str) -> Recipe:
+    """The built-in recipe for ``dataset``; user data gets an MLP (features) or CNN (images) later."""
+    return DEFAULT_RECIPES.get(dataset, Recipe(arch="auto"))
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    train: Recipe = field(default_factory=lambda: DEFAULT_RECIPES["digits"])
+    run: RunConfig = field(default_factory=RunConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "embedded digits scenario"
+
+    def to_dict(self) -> dict:
+        return {
+            "data": dataclasses.asdict(self.data),
+            "train": self.train.to_dict(),
+            "run": dataclasses.asdict(self.run),
+            "bench": {**dataclasses.asdict(self.bench), "methods": list(self.bench.methods)},
+            "methods": self.methods,
+            "source": self.source,
+        }
+
+
+_SECTIONS = {"data": DataConfig, "run": RunConfig, "bench": BenchConfig}
+
+
+def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
+    where = f"{section}.{key}"
+    text = str(annotation)
+    if "tuple" in text:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or not value:
+            raise ConfigError(f"{where}: expected a non-empty list of names, got {value!r}")
+        return tuple(value)
+    if text.startswith("bool") or annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if "int" in text and "float" not in text:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if "float" in text:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if "str" in text:
+        if value is None and "None" in text:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(section: str, cls, values: dict, base=None):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"unknown key {section}.{key}; valid keys in [{section}]: {', '.join(sorted(known))}"
+            )
+    coerced = {k: _coerce(section, k, v, known[k].type) for k, v in values.items()}
+    if base is None:
+        return cls(**coerced)
+    return dataclasses.replace(base, **coerced)
+
+
+def _recipe(values: dict, dataset: str) -> Recipe:
+    base = default_recipe(dataset)
+    known = {f.name: f for f in dataclasses.fields(Recipe)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown key train.{key}; valid keys in [train]: {', '.join(sorted(known))}")
+    coerced = {k: _coerce("train", k, v, known[k].type) for k, v in values.items()}
+    return dataclasses.replace(base, **coerced)
+
+
+def config_from_dict(raw: dict, source: str) -> Config:
+    for section in raw:
+        if section not in ("data", "train", "run", "bench", "methods"):
+            raise ConfigError(f"unknown section [{section}] in {source}; valid sections: data, train, run, bench, methods")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section} in {source} must be a table ([{section}])")
+    data = _build("data", DataConfig, raw.get("data", {}))
+    methods = raw.get("methods", {})
+    for name, params in methods.items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
+    return Config(
+        data=data,
+        train=_recipe(raw.get("train", {}), data.dataset),
+        run=_build("run", RunConfig, raw.get("run", {})),
+        bench=_build("bench", BenchConfig, raw.get("bench", {})),
+        methods={k: dict(v) for k, v in methods.items()},
+        source=source,
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML scenario file; ``None`` gives the embedded digits scenario."""
+    if path is None:
+        return Config()
+    path = Path(path).expanduser()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    return config_from_dict(raw, str(path))
+
+
+# CLI flag -> (section, key). Flags left as None do not override anything.
+FLAG_KEYS = {
+    "dataset": ("data", "dataset"),
+    "data_root": ("data", "data_root"),
+    "download": ("data", "download"),
+    "forget": ("data", "forget"),
+    "arch": ("train", "arch"),
+    "epochs": ("train", "epochs"),
+    "seed": ("run", "seed"),
+    "device": ("run", "device"),
+    "store": ("run", "store"),
+    "references": ("bench", "references"),
+    "methods": ("bench", "methods"),
+    "out": ("bench", "out"),
+}
+
+
+def apply_overrides(config: Config, **flags) -> Config:
+    """Override config keys with CLI flags of the same meaning (``None`` = not given).
+
+    Changing the dataset without a config file also switches to that dataset's default recipe.
+    """
+    raw = config.to_dict()
+    raw.pop("source")
+    dataset_changed = flags.get("dataset") not in (None, config.data.dataset)
+    for flag, value in flags.items():
+        if value is None or value is False and flag == "download":
+            continue
+        if flag not in FLAG_KEYS:
+            raise ValueError(f"no config key for flag {flag!r}")
+        section, key = FLAG_KEYS[flag]
+        raw[section][key] = value
+    if dataset_changed and config.source == Config().source:
+        default_train = default_recipe(raw["data"]["dataset"]).to_dict()
+        for key in ("arch", "epochs"):
+            if flags.get(key) is not None:
+                default_train[key] = flags[key]
+        raw["train"] = default_train
+    raw["train"] = {k: v for k, v in raw["train"].items()}
+    return config_from_dict(raw, config.source if not dataset_changed else f"{config.source} + --dataset")
