@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 from typing import Callable
 
 import torch
@@ -59,6 +61,9 @@ def build_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> nn
 
 def _import_factory(spec: str) -> ModelFactory:
     module_name, _, attr = spec.partition(":")
+    # Like `python -m`, resolve user modules relative to the current directory too.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
