@@ -9,6 +9,7 @@ clear error rather than a meaningless number.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -49,9 +50,19 @@ class AttackData:
     def n_references(self) -> int:
         return 0 if self.references is None else int(self.references.phi.shape[0])
 
+    @property
+    def n_queries(self) -> int:
+        return int(self.target.phi.shape[-1])
+
 
 class Attack(ABC):
-    """Base class: subclasses set the class attributes and implement :meth:`_score`."""
+    """Base class: subclasses set the class attributes and implement :meth:`_score`.
+
+    Class attributes: ``name`` (registry key), ``title``, ``citation``, ``threat_model`` (what the
+    attacker must have), ``requires`` (the :class:`AttackData` fields that must be present) and
+    ``min_references``. Constructor keyword arguments are the attack's parameters; they are kept
+    as attributes of the same name so :meth:`params` can report them with every result.
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -66,25 +77,39 @@ class Attack(ABC):
         scores = np.asarray(self._score(data), dtype=np.float64)
         if scores.shape != (data.n_examples,):
             raise RuntimeError(f"attack {self.name} returned shape {scores.shape}, expected ({data.n_examples},)")
+        if not np.isfinite(scores).all():
+            # A NaN score would silently corrupt every ROC downstream; it is a bug, not user error.
+            raise RuntimeError(f"attack {self.name} produced non-finite scores")
         return scores
 
     @abstractmethod
     def _score(self, data: AttackData) -> np.ndarray:
         ...
 
+    # ------------------------------------------------------------------ validation
+    def _fail(self, msg: str):
+        raise ConfigError(f"attack {self.name!r}: {msg}")
+
+    def _check_finite(self, what: str, signals: SignalSet) -> None:
+        for field in ("phi", "loss", "prob"):
+            if not np.isfinite(getattr(signals, field)).all():
+                self._fail(f"the {what}'s {field} signal contains NaN or infinite values")
+
     def _validate(self, data: AttackData) -> None:
         for name in sorted(self.requires):
             if getattr(data, name) is None:
                 raise ConfigError(f"attack {self.name!r} needs {name.replace('_', ' ')}, which this audit did not provide")
-        for name in ("phi", "loss", "prob"):
-            if not np.isfinite(getattr(data.target, name)).all():
-                raise ConfigError(f"attack {self.name!r}: the target's {name} signal contains NaN or infinite values")
+        if data.target.phi.ndim != 2 or data.n_examples == 0:
+            self._fail(f"target signals must have shape (examples, queries) with at least one example, "
+                       f"got {data.target.phi.shape}")
+        self._check_finite("target", data.target)
+        q = data.n_queries
         if "references" in self.requires:
             if data.n_references < self.min_references:
                 raise ConfigError(
                     f"attack {self.name!r} needs at least {self.min_references} reference models, got {data.n_references}"
                 )
-            if data.reference_in is None or data.reference_in.shape != data.references.phi.shape[:2]:
+            if data.reference_in is None or np.shape(data.reference_in) != data.references.phi.shape[:2]:
                 raise ConfigError(
                     f"attack {self.name!r}: reference_in must have shape (models, examples) = {data.references.phi.shape[:2]}"
                 )
@@ -93,8 +118,44 @@ class Attack(ABC):
                     f"attack {self.name!r}: reference signals cover {data.references.phi.shape[1:]} "
                     f"(examples, queries) but the target's cover {data.target.phi.shape}"
                 )
+            self._check_finite("reference models", data.references)
+        if "population" in self.requires:
+            if data.population.phi.ndim != 2 or data.population.phi.shape[0] == 0 or data.population.phi.shape[1] != q:
+                self._fail(f"population signals must have shape (Z >= 1, {q} queries), got {data.population.phi.shape}")
+            self._check_finite("population", data.population)
+        if "reference_population" in self.requires:
+            want = (data.n_references, *data.population.phi.shape)
+            if data.reference_population.phi.shape != want:
+                self._fail(f"reference_population must have shape (models, Z, queries) = {want}, "
+                           f"got {data.reference_population.phi.shape}")
+            self._check_finite("reference models' population", data.reference_population)
+        for name in ("calibration_members", "calibration_nonmembers"):
+            if name in self.requires:
+                sig = getattr(data, name)
+                if sig.phi.ndim != 2 or sig.phi.shape[0] == 0 or sig.phi.shape[1] != q:
+                    self._fail(f"{name.replace('_', ' ')} must have shape (n >= 1, {q} queries), got {sig.phi.shape}")
+                self._check_finite(name.replace("_", " "), sig)
+
+    # ------------------------------------------------------------------ description
+    @classmethod
+    def defaults(cls) -> dict:
+        """Constructor parameters and their default values."""
+        sig = inspect.signature(cls.__init__)
+        return {k: p.default for k, p in sig.parameters.items()
+                if k != "self" and p.default is not inspect.Parameter.empty}
+
+    def params(self) -> dict:
+        """The parameters this instance runs with (recorded next to its results)."""
+        return {k: getattr(self, k, v) for k, v in self.defaults().items()}
 
     @classmethod
     def describe(cls) -> dict:
+        """What ``unlearn-audit attacks`` prints: name, title, threat model, needs, citation."""
         return {"name": cls.name, "title": cls.title, "threat_model": cls.threat_model,
-                "citation": cls.citation, "min_references": cls.min_references}
+                "citation": cls.citation, "min_references": cls.min_references,
+                "requires": sorted(cls.requires), "defaults": cls.defaults()}
+
+
+def query_mean(values: np.ndarray) -> np.ndarray:
+    """Average a (..., N, Q) signal over its augmentation queries."""
+    return np.asarray(values, dtype=np.float64).mean(axis=-1)
