@@ -11,12 +11,56 @@ from unlearn_audit.methods.base import (
 )
 from unlearn_audit.methods.finetune import Finetune
 from unlearn_audit.methods.neggrad import NegGrad
+from unlearn_audit.methods.amnesiac import Amnesiac
+from unlearn_audit.methods.amun import AMUN
+from unlearn_audit.methods.bad_teacher import BadTeacher
+from unlearn_audit.methods.boundary_expanding import BoundaryExpanding
+from unlearn_audit.methods.boundary_shrink import BoundaryShrink
+from unlearn_audit.methods.cf_k import CFk
+from unlearn_audit.methods.delete import Delete
+from unlearn_audit.methods.eu_k import EUk
+from unlearn_audit.methods.l1_sparse import L1Sparse
+from unlearn_audit.methods.neggrad_plus import NegGradPlus
+from unlearn_audit.methods.npo import NPO
+from unlearn_audit.methods.random_label import RandomLabel
+from unlearn_audit.methods.salun import SalUn
+from unlearn_audit.methods.scrub import SCRUB
+from unlearn_audit.methods.sfron import SFRon
 from unlearn_audit.methods.retrain import Retrain
+from unlearn_audit.methods.fisher import Fisher
+from unlearn_audit.methods.imu import IMU
+from unlearn_audit.methods.megu_style import MeGUStyle
+from unlearn_audit.methods.regun import ReGUn
+from unlearn_audit.methods.ssd import SSD
+from unlearn_audit.methods.unsir import UNSIR
+from unlearn_audit.methods.wfisher import WoodFisherIU
 
 _METHODS: tuple[type[Unlearner], ...] = (
     Retrain,
     Finetune,
     NegGrad,
+    NegGradPlus,
+    RandomLabel,
+    Amnesiac,
+    BoundaryShrink,
+    BoundaryExpanding,
+    L1Sparse,
+    SalUn,
+    SCRUB,
+    BadTeacher,
+    CFk,
+    EUk,
+    SFRon,
+    Delete,
+    AMUN,
+    NPO,
+    SSD,
+    Fisher,
+    UNSIR,
+    WoodFisherIU,
+    IMU,
+    ReGUn,
+    MeGUStyle,
 )
 REGISTRY: dict[str, type[Unlearner]] = {cls.name: cls for cls in _METHODS}
 

@@ -1,0 +1,100 @@
+"""IMU — Influence-guided Machine Unlearning (Fan, Wu, Zhou, Liang, Harandi, Phung; arXiv 2508.01620).
+
+Retain-data-free gradient ascent on the classifier head with per-example weights from influence
+functions, as in the authors' code (github.com/goodluckisallyouneed/IMU,
+``Classification/unlearn/IMU.py``, confirmed):
+
+1. per-example gradients g_i of CE w.r.t. the classifier head on every forget example (eval mode) —
+   here in closed form, g_i = (p_i − e_{y_i}) [h_i, 1]ᵀ, with no autograd loop;
+2. diagonal empirical Fisher F = mean_i g_i² + 0.01; influence I_i = −(g_i ⊙ F⁻¹) · ḡ, ḡ = mean_i g_i;
+3. keep the examples with I_i < 0, then the ``top_data`` fraction of those with the largest |I_i|
+   (at least one); weights w_i = sqrt(|I_i|) clipped at their 0.93 quantile;
+4. for ``epochs`` passes over the kept examples, minimise −Σ w_i CE_i / Σ w_i + α ‖θ_head‖₁,
+   updating only the head (the official code trains only the ``fc`` parameters), SGD momentum 0.9,
+   weight decay 5e-4, batch 256.
+
+Defaults are the code's argparser defaults (``Classification/arg_parser.py``): lr 0.01
+(``--unlearn_lr``), 10 epochs (``--unlearn_epochs``), α 0.2 (``--alpha``), batch 256,
+``top_data`` 0.1. **``top_data`` = 0.1 is unconfirmed as the paper's default**: the README runs a
+"top-50 %" experiment with ``--top_data 0.5``, and the paper's tables were not available to us; the
+lr / epochs used for the paper's tables are likewise unconfirmed. The schedule is constant (the
+code's MultiStepLR milestones 91, 136 are never reached in 10 epochs). The head is the model's last
+``nn.Linear`` (:func:`~unlearn_audit.models.zoo.classifier_head`) rather than parameters named
+``fc``. Spec status: confirmed, except ``top_data`` (unconfirmed default). Gradient ascent on the
+head only leaves the features intact; the tests allow a test-accuracy drop of 25 points on digits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearn_audit.methods._influence import frozen_except, head_grad_factors, head_inputs
+from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
+from unlearn_audit.models.zoo import classifier_head
+from unlearn_audit.training.loop import BatchStream
+
+
+def imu_influence(e: torch.Tensor, h: torch.Tensor, fisher_damping: float = 0.01) -> torch.Tensor:
+    """I_i = −(g_i ⊙ F⁻¹) · ḡ for head gradients g_i = e_i ⊗ h_i, without materialising them.
+
+    F = mean_i g_i² + damping = mean_i e_i² ⊗ h_i² + damping, ḡ = mean_i e_i ⊗ h_i (both K x D).
+    """
+    n = e.shape[0]
+    fisher = (e.pow(2).T @ h.pow(2)) / n + fisher_damping
+    g_bar = (e.T @ h) / n
+    a = g_bar / fisher  # K x D
+    return -((h @ a.T) * e).sum(1)
+
+
+def imu_weights(influence: torch.Tensor, top_data: float, clip_quantile: float = 0.93
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(selected indices, weights): I < 0, top fraction by |I|, sqrt(|I|) clipped at a quantile."""
+    neg = torch.nonzero(influence < 0).flatten()
+    if neg.numel() == 0:
+        return neg, influence.new_zeros(0)
+    mag = influence[neg].abs()
+    k = max(int(neg.numel() * top_data), 1)
+    top = torch.argsort(mag, descending=True)[:k]
+    w = mag[top].sqrt()
+    w = w.clamp(max=torch.quantile(w, clip_quantile).item())
+    return neg[top], w
+
+
+class IMU(Unlearner):
+    name = "imu"
+    title = "Influence-guided Machine Unlearning (IMU)"
+    citation = ("Fan, Wu, Zhou, Liang, Harandi, Phung, IMU: Influence-guided Machine Unlearning, "
+                "arXiv 2508.01620 (github.com/goodluckisallyouneed/IMU)")
+    data_access = DataAccess.FORGET_ONLY
+    spec_status = "confirmed (top_data default unconfirmed)"
+    params = {
+        **optim_params(lr=0.01, epochs=10, batch_size=256),
+        "alpha": Param(0.2, "L1 coefficient α on the head parameters", float, low=0.0),
+        "top_data": Param(0.1, "fraction of the negative-influence examples kept (default UNCONFIRMED: "
+                               "argparser 0.1, README also uses 0.5)", float, low=0.0, high=1.0, open_low=True),
+        "clip_quantile": Param(0.93, "weights are clipped at this quantile", float, low=0.0, high=1.0),
+    }
+    test_accuracy_bound = 0.25
+
+    def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
+        _, head = classifier_head(model)
+        feats, logits = head_inputs(model, task.forget.x)
+        e, h = head_grad_factors(feats, logits, task.forget.y, bias=head.bias is not None)
+        idx, weights = imu_weights(imu_influence(e, h), self.hp["top_data"], self.hp["clip_quantile"])
+        if idx.numel() == 0:  # no example has negative influence: nothing to ascend on
+            return model
+        stream = BatchStream((task.forget.x[idx], task.forget.y[idx], weights), self.hp["batch_size"],
+                             self.generator(task))
+        head_params = list(head.parameters())
+        alpha = self.hp["alpha"]
+
+        def step_loss(_):
+            x, y, w = stream.next()
+            ce = F.cross_entropy(model(x).float(), y, reduction="none")
+            l1 = sum(p.abs().sum() for p in head_params)
+            return -(w * ce).sum() / w.sum() + alpha * l1
+
+        with frozen_except(model, head_params):
+            return self.run(model, task, step_loss, self.steps_for(stream), parameters=head_params)
