@@ -1,0 +1,334 @@
+"""Building blocks several unlearning methods share.
+
+Everything here works on tensors that already live on the task's device and never loops over
+single examples. Methods build their per-step losses from these pieces and hand them to
+:meth:`~unlearn_audit.methods.base.Unlearner.run` (the one optimisation loop); nothing here runs
+an optimiser of its own.
+
+* teachers: :func:`frozen_copy` (θ_o), :func:`random_init_copy` (an incompetent teacher),
+  :func:`reinit_modules` (seeded ``reset_parameters``);
+* losses: :func:`kl_to_target`, :func:`distill_kl` (KL(teacher ‖ student)·τ²);
+* relabelling: :func:`random_labels`, :func:`alternating_relabel_loss` (the Random-Label update);
+* gradients: :func:`batch_gradients`, :func:`saliency_mask` (SalUn), :func:`diag_fisher` (SFR-on),
+  :func:`input_gradient` (FGSM / PGD), :func:`per_sample_grads` (``torch.func`` ``vmap(grad)``);
+* masked updates: :class:`MaskedUpdate` (gradient masking, restoring masked-out weights to θ_o and
+  zeroing their optimiser state);
+* layers: :func:`parameterised_layers`, :func:`last_layers`, :func:`replace_module`,
+  :func:`freeze_norm_stats`, :func:`trainable_only`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.training.loop import Accelerator, BatchStream, predict_logits
+
+_NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+# -- teachers -------------------------------------------------------------------------------------
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A detached copy of ``model`` in eval mode whose parameters take no gradients (a teacher)."""
+    teacher = copy.deepcopy(model)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def reinit_modules(modules: list[nn.Module], seed: int) -> int:
+    """Call ``reset_parameters()`` on every given module that has it, reproducibly from ``seed``.
+
+    The draws happen on the CPU (so the result does not depend on the device) and are copied
+    back in place. Returns how many modules were re-initialised.
+    """
+    count = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) & 0xFFFF_FFFF)
+        for module in modules:
+            if not callable(getattr(module, "reset_parameters", None)):
+                continue
+            cpu = copy.deepcopy(module).cpu()
+            cpu.reset_parameters()
+            with torch.no_grad():
+                for p, q in zip(module.parameters(recurse=False), cpu.parameters(recurse=False)):
+                    p.copy_(q.to(p.device, p.dtype))
+                for b, c in zip(module.buffers(recurse=False), cpu.buffers(recurse=False)):
+                    b.copy_(c.to(b.device, b.dtype))
+            count += 1
+    return count
+
+
+def random_init_copy(model: nn.Module, seed: int) -> nn.Module:
+    """A frozen, randomly re-initialised model of the same architecture (an incompetent teacher)."""
+    fresh = copy.deepcopy(model)
+    if reinit_modules(list(fresh.modules()), seed) == 0:
+        raise ConfigError(f"{type(model).__name__} has no module with reset_parameters(); cannot build a "
+                          f"randomly initialised copy")
+    return frozen_copy(fresh)
+
+
+# -- losses ---------------------------------------------------------------------------------------
+def kl_to_target(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """KL(target ‖ softmax(student)), averaged over the batch, computed in float32."""
+    log_q = F.log_softmax(student_logits.float(), dim=1)
+    return F.kl_div(log_q, target_probs.float(), reduction="batchmean")
+
+
+def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Knowledge-distillation distance KL(p_T(x/τ) ‖ p_S(x/τ))·τ² (SCRUB's ``DistillKL``), batch mean."""
+    target = F.softmax(teacher_logits.float() / temperature, dim=1)
+    return kl_to_target(student_logits.float() / temperature, target) * temperature ** 2
+
+
+# -- relabelling ----------------------------------------------------------------------------------
+def random_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator,
+                  exclude_true: bool = False) -> torch.Tensor:
+    """Uniform random labels for ``y`` (on y's device); ``exclude_true`` draws among the other classes."""
+    n = y.shape[0]
+    if exclude_true:
+        if num_classes < 2:
+            raise ConfigError("relabelling among the other classes needs at least two classes")
+        shift = torch.randint(1, num_classes, (n,), generator=generator).to(y.device)
+        return (y + shift) % num_classes
+    return torch.randint(0, num_classes, (n,), generator=generator).to(y.device)
+
+
+def alternating_relabel_loss(model: nn.Module, forget: BatchStream, retain: BatchStream, num_classes: int,
+                             generator: torch.Generator, epochs: float,
+                             on_phase: Callable[[bool], None] | None = None) -> tuple[Callable[[int], torch.Tensor], int]:
+    """The Random-Label update (OPTML ``unlearn/RL.py``, CIFAR-10 path), as a per-step loss.
+
+    Each epoch is one pass over D_f with labels drawn uniformly from all K classes (they may equal
+    the true label), redrawn for every batch, then one pass over D_r with the true labels; both
+    use cross-entropy. ``on_phase(is_forget)`` is called before each step. Returns the loss and
+    the number of steps for ``epochs`` epochs.
+    """
+    nf, nr = forget.steps_per_epoch, retain.steps_per_epoch
+    period = nf + nr
+
+    def step_loss(step: int) -> torch.Tensor:
+        is_forget = step % period < nf
+        if on_phase is not None:
+            on_phase(is_forget)
+        if is_forget:
+            x, y = forget.next()[:2]
+            y = random_labels(y, num_classes, generator)
+        else:
+            x, y = retain.next()[:2]
+        return F.cross_entropy(model(x).float(), y)
+
+    return step_loss, max(1, int(round(epochs * period)))
+
+
+# -- gradients ------------------------------------------------------------------------------------
+def batch_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, accel: Accelerator,
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+                    ) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield ``{name: grad}`` of ``loss_fn(model(x_b), y_b)`` for consecutive batches, model in eval mode.
+
+    The model's ``.grad`` fields are cleared afterwards; its train/eval mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            with accel.autocast():
+                loss = loss_fn(model(x[i:i + batch_size]).float(), y[i:i + batch_size])
+            grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+            yield {n: (torch.zeros_like(p) if g is None else g.float()) for (n, p), g in zip(named, grads)}
+    finally:
+        model.train(was_training)
+
+
+def saliency_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, *, batch_size: int,
+                  accel: Accelerator) -> dict[str, torch.Tensor]:
+    """SalUn's weight-saliency mask (OPTML ``generate_mask.py``).
+
+    Sums the gradient of **−CE** over forget batches (θ_o in eval mode), takes its magnitude, ranks
+    all weights *globally* across layers and marks the top ``ratio`` fraction (bool per parameter).
+    """
+    total: dict[str, torch.Tensor] | None = None
+    for grads in batch_gradients(model, x, y, batch_size, accel, lambda out, t: -F.cross_entropy(out, t)):
+        total = grads if total is None else {n: total[n] + g for n, g in grads.items()}
+    assert total is not None
+    names = list(total)
+    scores = torch.cat([total[n].abs().flatten() for n in names])
+    k = int(round(ratio * scores.numel()))
+    flat = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k > 0:
+        flat[torch.topk(scores, k, sorted=False).indices] = True
+    masks, offset = {}, 0
+    for n in names:
+        size = total[n].numel()
+        masks[n] = flat[offset:offset + size].view_as(total[n])
+        offset += size
+    return masks
+
+
+def diag_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
+                accel: Accelerator) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher proxy: mean over batches of the squared batch-gradient of CE."""
+    total: dict[str, torch.Tensor] | None = None
+    n_batches = 0
+    for grads in batch_gradients(model, x, y, batch_size, accel):
+        sq = {n: g.square() for n, g in grads.items()}
+        total = sq if total is None else {n: total[n] + s for n, s in sq.items()}
+        n_batches += 1
+    assert total is not None
+    return {n: t / n_batches for n, t in total.items()}
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Accelerator) -> torch.Tensor:
+    """∇_x CE(model(x_i), y_i) for every example at once (model in eval mode: examples are independent)."""
+    x = x.detach().requires_grad_(True)
+    with accel.autocast():
+        loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad.float()
+
+
+def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     names: list[str] | None = None,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+                     ) -> dict[str, torch.Tensor]:
+    """Per-example gradients ``{name: (N, *param.shape)}`` via ``torch.func.vmap(grad)`` (no Python loop).
+
+    ``names`` restricts the differentiated parameters (others are held fixed); buffers are used as
+    they are (call it with the model in eval mode for BatchNorm models).
+    """
+    from torch.func import functional_call, grad, vmap
+
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    wanted = list(params) if names is None else list(names)
+    missing = [n for n in wanted if n not in params]
+    if missing:
+        raise ConfigError(f"{type(model).__name__} has no parameter {missing[0]!r}")
+    fixed = {n: p for n, p in params.items() if n not in wanted}
+    buffers = dict(model.named_buffers())
+
+    def loss_one(diff, xi, yi):
+        out = functional_call(model, ({**fixed, **diff}, buffers), (xi.unsqueeze(0),))
+        return loss_fn(out.float(), yi.unsqueeze(0))
+
+    return vmap(grad(loss_one), in_dims=(None, 0, 0))({n: params[n] for n in wanted}, x, y)
+
+
+# -- masked updates -------------------------------------------------------------------------------
+class MaskedUpdate:
+    """Restrict an update to the weights a mask selects.
+
+    ``mask_grads`` (a ``grad_transform``) multiplies gradients by the mask; ``restore`` (an
+    ``after_step``) copies the masked-out weights back to their values when this object was built
+    (θ_o), so weight decay and momentum cannot move them; inside :meth:`zeroing_optimizer_state` the
+    masked-out entries of every optimiser state tensor (SGD momentum, Adam moments) are zeroed
+    after each optimiser step. The net effect is θ_u = m ⊙ θ + (1 − m) ⊙ θ_o.
+    """
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
+        self.entries = [(p, masks[n]) for n, p in model.named_parameters() if n in masks]
+        self.anchors = [p.detach().clone() for p, _ in self.entries]
+
+    def mask_grads(self) -> None:
+        for p, m in self.entries:
+            if p.grad is not None:
+                p.grad.mul_(m)
+
+    @torch.no_grad()
+    def restore(self, _step: int | None = None) -> None:
+        for (p, m), a in zip(self.entries, self.anchors):
+            p.copy_(torch.where(m, p, a))
+
+    @contextlib.contextmanager
+    def zeroing_optimizer_state(self):
+        """While active, zero the masked-out optimiser state of these parameters after every step.
+
+        ``Unlearner.run`` builds its optimiser internally, so this uses torch's global
+        optimizer-step post-hook and acts only on optimisers that own these parameters.
+        """
+        by_id = {id(p): m for p, m in self.entries}
+
+        def hook(optimizer, _args, _kwargs):
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    m = by_id.get(id(p))
+                    if m is None:
+                        continue
+                    for value in optimizer.state.get(p, {}).values():
+                        if torch.is_tensor(value) and value.shape == p.shape:
+                            value.masked_fill_(~m, 0)
+
+        handle = register_optimizer_step_post_hook(hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+
+# -- layers ---------------------------------------------------------------------------------------
+def parameterised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules that own parameters directly, in registration (≈ forward) order."""
+    return [(n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+
+
+def last_layers(model: nn.Module, k: int, include_head: bool) -> list[tuple[str, nn.Module]]:
+    """The last ``k`` weight layers (Linear / Conv: a weight of dim ≥ 2) and every parameterised module
+    after the first of them (their normalisation layers, biases).
+
+    The classifier head (the last ``nn.Linear``) counts as a layer when ``include_head``; otherwise it
+    is left out (SCRUB's CF-k/EU-k keep ``fc`` frozen).
+    """
+    from unlearn_audit.models.zoo import classifier_head
+
+    head_name, _ = classifier_head(model)
+    layers = [(n, m) for n, m in parameterised_layers(model) if include_head or n != head_name]
+    weight_idx = [i for i, (_, m) in enumerate(layers)
+                  if getattr(m, "weight", None) is not None and m.weight.dim() >= 2]
+    if not 1 <= k <= len(weight_idx):
+        raise ConfigError(
+            f"k={k} but {type(model).__name__} has {len(weight_idx)} weight layers"
+            f"{'' if include_head else ' besides its head'}; choose 1 <= k <= {len(weight_idx)}"
+        )
+    return layers[weight_idx[-k]:]
+
+
+def replace_module(model: nn.Module, qualified_name: str, new: nn.Module) -> None:
+    """Replace the submodule at ``qualified_name`` (e.g. ``"fc"`` or ``"head.2"``) in place."""
+    parent_name, _, attr = qualified_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, new)
+
+
+def freeze_norm_stats(model: nn.Module) -> None:
+    """Put normalisation layers in eval mode (running statistics stay as they are)."""
+    for m in model.modules():
+        if isinstance(m, _NORM_LAYERS):
+            m.eval()
+
+
+@contextlib.contextmanager
+def trainable_only(model: nn.Module, params: list[nn.Parameter]):
+    """Turn ``requires_grad`` off for every parameter not in ``params``; restored on exit."""
+    keep = {id(p) for p in params}
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(id(p) in keep)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+def cached_logits(model: nn.Module, x: torch.Tensor, accel: Accelerator) -> torch.Tensor:
+    """Eval-mode float32 logits of a fixed model (a teacher): computed once, kept on the device."""
+    return predict_logits(model, x, accel).detach()
