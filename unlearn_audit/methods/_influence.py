@@ -220,12 +220,12 @@ def woodfisher_ihvp(grads: torch.Tensor, v: torch.Tensor, damping: float) -> tor
     ``v − Gᵀ (N·I_n + G Gᵀ)⁻¹ G v``, which is what we compute: one n x n Gram matrix and one
     solve instead of a sequential loop over samples. Memory: the n x p gradient matrix.
     """
-    g = grads.double()
-    vd = v.double()
-    gram = g @ g.T
+    g = grads.float()
+    vf = v.float()
+    gram = (g @ g.T).double()  # the products in float32, the small n x n solve in float64
     gram.diagonal().add_(float(damping))
-    coef = torch.linalg.solve(gram, g @ vd)
-    return (vd - g.T @ coef).to(v.dtype)
+    coef = torch.linalg.solve(gram, (g @ vf).double())
+    return (vf - g.T @ coef.float()).to(v.dtype)
 
 
 # -- noise -----------------------------------------------------------------------------------
