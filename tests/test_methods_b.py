@@ -102,7 +102,7 @@ def test_registered():
         info = cls.describe()
         assert info["citation"] and info["spec"] and info["data_access"]
         assert 0 < cls.test_accuracy_bound <= 0.5
-        assert f"{int(round(cls.test_accuracy_bound * 100))} points" in sys.modules[cls.__module__].__doc__
+        assert f"{round(cls.test_accuracy_bound * 100)} points" in sys.modules[cls.__module__].__doc__
     assert REGISTRY["megu_style"].spec_status == "reconstructed"
     assert "not MeGU" in REGISTRY["megu_style"].title
     assert "unconfirmed" in REGISTRY["imu"].spec_status
@@ -298,7 +298,7 @@ def test_noise_optimisation_maximises_and_minimises_error():
     model = _tiny_model(3)
     labels = torch.full((8,), 1)
     accel = methods_base.Accelerator()
-    kw = dict(steps=30, lr=0.1, l2=0.0, accel=accel, where="test")
+    kw = {"steps": 30, "lr": 0.1, "l2": 0.0, "accel": accel, "where": "test"}
     start = torch.randn((8, 4), generator=torch.Generator().manual_seed(5))
     ce0 = F.cross_entropy(model(start), labels).item()
     up = infl.optimize_noise(model, labels, (4,), maximize_error=True, generator=torch.Generator().manual_seed(5), **kw)

@@ -23,7 +23,7 @@ one-shot statistics whose precision matters more than their speed.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,13 @@ from torch.func import functional_call, grad, vmap
 
 from unlearn_audit.methods.base import TensorSet
 from unlearn_audit.models.zoo import classifier_head
-from unlearn_audit.training.loop import Accelerator, BatchStream, make_generator, make_optimizer, optimize
+from unlearn_audit.training.loop import (
+    Accelerator,
+    BatchStream,
+    make_generator,
+    make_optimizer,
+    optimize,
+)
 
 
 # -- parameters ------------------------------------------------------------------------------

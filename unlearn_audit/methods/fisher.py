@@ -6,7 +6,9 @@ Unlearn-Saliency ``Classification/unlearn/fisher.py::fisher_new`` (confirmed):
 
 1. over D_r in batches of 32, for every class y accumulate mean_batch(p_y) · (∇_θ CE(out, y))²,
    averaged over batches (one batched backward pass per batch here, not a loop over classes);
-2. var = 1 / (F + 1e-8) clamped at 1e3 (at 1e2 for last-layer tensors, those with K rows), times α;
+2. var = 1 / (F + 1e-8) clamped at 1e3 (at 1e2 for last-layer tensors), times α — the last layer
+   is the classifier head (:func:`~unlearn_audit.models.zoo.classifier_head`; the reference code
+   tests for tensors with K rows, which also catches hidden layers of width K);
 3. for tensors with more than one dimension, var is averaged over the fan-in (dim 1);
 4. var × 10 for last-layer tensors and for 1-D tensors (biases, batch-norm);
 5. class-wise forgetting: the forgotten class's last-layer row is set to zero with var 1e-4;
@@ -26,6 +28,7 @@ from torch import nn
 
 from unlearn_audit.methods._influence import class_weighted_fisher_diag
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask
+from unlearn_audit.models.zoo import classifier_head
 
 
 class Fisher(Unlearner):
@@ -45,9 +48,10 @@ class Fisher(Unlearner):
         k, alpha = task.num_classes, self.hp["alpha"]
         fisher = class_weighted_fisher_diag(model, task.retain, self.hp["batch_size"], k)
         gen = self.generator(task, stream=1)
+        head_ids = {id(p) for p in classifier_head(model)[1].parameters()}
         with torch.no_grad():
             for name, p in model.named_parameters():
-                last = p.shape[0] == k
+                last = id(p) in head_ids
                 var = (1.0 / (fisher[name] + 1e-8)).clamp(max=1e2 if last else 1e3) * alpha
                 if p.ndim > 1:
                     var = var.mean(dim=1, keepdim=True).expand_as(p).clone()

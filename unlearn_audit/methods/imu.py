@@ -26,6 +26,8 @@ head only leaves the features intact; the tests allow a test-accuracy drop of 25
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,7 +85,9 @@ class IMU(Unlearner):
         feats, logits = head_inputs(model, task.forget.x)
         e, h = head_grad_factors(feats, logits, task.forget.y, bias=head.bias is not None)
         idx, weights = imu_weights(imu_influence(e, h), self.hp["top_data"], self.hp["clip_quantile"])
-        if idx.numel() == 0:  # no example has negative influence: nothing to ascend on
+        if idx.numel() == 0:
+            warnings.warn(f"method {self.name!r}: no forget example has negative influence; "
+                          f"the model is returned unchanged", stacklevel=2)
             return model
         stream = BatchStream((task.forget.x[idx], task.forget.y[idx], weights), self.hp["batch_size"],
                              self.generator(task))

@@ -25,7 +25,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearn_audit.methods._influence import add_to_params, mean_gradient, per_sample_grads, woodfisher_ihvp
+from unlearn_audit.methods._influence import (
+    add_to_params,
+    mean_gradient,
+    per_sample_grads,
+    woodfisher_ihvp,
+)
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask
 
 
