@@ -55,6 +55,17 @@ class AttackData:
         return int(self.target.phi.shape[-1])
 
 
+#: How a missing :class:`AttackData` field is named in error messages, in the order checked.
+_NEEDS = {
+    "references": "reference models' signals on the examples (references)",
+    "reference_in": "the reference models' membership matrix (reference_in)",
+    "population": "the target's signals on population data (population)",
+    "reference_population": "the reference models' signals on population data (reference_population)",
+    "calibration_members": "the target's signals on known members (calibration_members)",
+    "calibration_nonmembers": "the target's signals on known non-members (calibration_nonmembers)",
+}
+
+
 class Attack(ABC):
     """Base class: subclasses set the class attributes and implement :meth:`_score`.
 
@@ -96,9 +107,9 @@ class Attack(ABC):
                 self._fail(f"the {what}'s {field} signal contains NaN or infinite values")
 
     def _validate(self, data: AttackData) -> None:
-        for name in sorted(self.requires):
+        for name in sorted(self.requires, key=list(_NEEDS).index):
             if getattr(data, name) is None:
-                raise ConfigError(f"attack {self.name!r} needs {name.replace('_', ' ')}, which this audit did not provide")
+                raise ConfigError(f"attack {self.name!r} needs {_NEEDS[name]}, which this audit did not provide")
         if data.target.phi.ndim != 2 or data.n_examples == 0:
             self._fail(f"target signals must have shape (examples, queries) with at least one example, "
                        f"got {data.target.phi.shape}")
