@@ -37,15 +37,16 @@ class DataAccess(str, Enum):
     FORGET_ONLY = "forget-only"
     FORGET_RETAIN = "forget+retain"
     FORGET_HELDOUT = "forget+heldout"
+    FORGET_RETAIN_HELDOUT = "forget+retain+heldout"
     RETAIN_ONLY = "retain-only"  # retraining from scratch: never reads the forget set
 
     @property
     def needs_retain(self) -> bool:
-        return self in (DataAccess.FORGET_RETAIN, DataAccess.RETAIN_ONLY)
+        return self in (DataAccess.FORGET_RETAIN, DataAccess.RETAIN_ONLY, DataAccess.FORGET_RETAIN_HELDOUT)
 
     @property
     def needs_heldout(self) -> bool:
-        return self is DataAccess.FORGET_HELDOUT
+        return self in (DataAccess.FORGET_HELDOUT, DataAccess.FORGET_RETAIN_HELDOUT)
 
 
 SCENARIOS = frozenset({"random", "class", "subclass"})
@@ -179,13 +180,17 @@ class Unlearner(ABC):
         result.eval()
         return result
 
+    def reads_retain(self) -> bool:
+        """Whether this configured instance reads retain data (a hyperparameter may switch it off)."""
+        return self.data_access.needs_retain
+
     def supports(self, scenario: str) -> bool:
         return scenario in self.scenarios
 
     def check_task(self, task: UnlearningTask) -> None:
         if len(task.forget) == 0:
             raise ConfigError(f"method {self.name!r}: the forget set is empty")
-        if self.data_access.needs_retain and (task.retain is None or len(task.retain) == 0):
+        if self.reads_retain() and (task.retain is None or len(task.retain) == 0):
             raise ConfigError(
                 f"method {self.name!r} needs retain data (data access {self.data_access.value}); "
                 f"the task provides none"

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods._influence import cosine_similarity_matrix, head_inputs, kl_to_target
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import BatchStream, predict_logits
@@ -55,7 +54,7 @@ class ReGUn(Unlearner):
     title = "Reference-Guided Unlearning (ReGUn)"
     citation = ("Mirlach, Laguna, Vogt, Reference-Guided Machine Unlearning, arXiv 2603.11210, 2026 "
                 "(github.com/jmirlach/ReGUn)")
-    data_access = DataAccess.FORGET_HELDOUT
+    data_access = DataAccess.FORGET_RETAIN_HELDOUT
     scenarios = frozenset({"random", "subclass"})
     params = {
         **optim_params(lr=0.01, epochs=10, batch_size=128, weight_decay=0.0),
@@ -70,13 +69,9 @@ class ReGUn(Unlearner):
     }
     test_accuracy_bound = 0.15
 
-    def check_task(self, task: UnlearningTask) -> None:
-        super().check_task(task)
-        if self.hp["lambda_r"] > 0 and (task.retain is None or len(task.retain) == 0):
-            raise ConfigError(
-                f"method {self.name!r} with lambda_r={self.hp['lambda_r']} needs retain data besides the "
-                f"held-out set; the task provides none (set lambda_r=0 to run on forget + held-out only)"
-            )
+    def reads_retain(self) -> bool:
+        # λ_r = 0 turns ReGUn into a forget + held-out method.
+        return self.hp["lambda_r"] > 0
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp
