@@ -7,21 +7,26 @@ an optimiser of its own.
 
 * teachers: :func:`frozen_copy` (θ_o), :func:`random_init_copy` (an incompetent teacher),
   :func:`reinit_modules` (seeded ``reset_parameters``);
-* losses: :func:`kl_to_target`, :func:`distill_kl` (KL(teacher ‖ student)·τ²);
+* losses: :func:`distill_kl` (KL(teacher ‖ student)·τ²), built on ``kl_to_target``;
 * relabelling: :func:`random_labels`, :func:`alternating_relabel_loss` (the Random-Label update);
-* gradients: :func:`batch_gradients`, :func:`saliency_mask` (SalUn), :func:`diag_fisher` (SFR-on),
-  :func:`input_gradient` (FGSM / PGD), :func:`per_sample_grads` (``torch.func`` ``vmap(grad)``);
+* gradients: :func:`batch_gradients`, :func:`saliency_mask` (SalUn), :func:`input_gradient`
+  (FGSM / PGD);
 * masked updates: :class:`MaskedUpdate` (gradient masking, restoring masked-out weights to θ_o and
   zeroing their optimiser state);
 * layers: :func:`parameterised_layers`, :func:`last_layers`, :func:`replace_module`,
-  :func:`freeze_norm_stats`, :func:`trainable_only`.
+  :func:`freeze_norm_stats`.
+
+Helpers the influence-based methods already define in :mod:`~unlearn_audit.methods._influence` —
+``kl_to_target`` (KL(q ‖ softmax(z/T))), ``per_sample_grads`` (``torch.func`` ``vmap(grad)``),
+``squared_grad_importance`` (the batch-gradient diagonal-Fisher proxy SFR-on uses) and
+``frozen_except`` — are re-exported from there rather than defined twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +34,9 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.methods._influence import (  # noqa: F401  (re-exported: one definition each)
+    frozen_except, kl_to_target, per_sample_grads, squared_grad_importance,
+)
 from unlearn_audit.training.loop import Accelerator, BatchStream, predict_logits
 
 _NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -77,16 +85,10 @@ def random_init_copy(model: nn.Module, seed: int) -> nn.Module:
 
 
 # -- losses ---------------------------------------------------------------------------------------
-def kl_to_target(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """KL(target ‖ softmax(student)), averaged over the batch, computed in float32."""
-    log_q = F.log_softmax(student_logits.float(), dim=1)
-    return F.kl_div(log_q, target_probs.float(), reduction="batchmean")
-
-
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Knowledge-distillation distance KL(p_T(x/τ) ‖ p_S(x/τ))·τ² (SCRUB's ``DistillKL``), batch mean."""
     target = F.softmax(teacher_logits.float() / temperature, dim=1)
-    return kl_to_target(student_logits.float() / temperature, target) * temperature ** 2
+    return kl_to_target(student_logits, target, temperature) * temperature ** 2
 
 
 # -- relabelling ----------------------------------------------------------------------------------
@@ -126,7 +128,7 @@ def alternating_relabel_loss(model: nn.Module, forget: BatchStream, retain: Batc
             x, y = retain.next()[:2]
         return F.cross_entropy(model(x).float(), y)
 
-    return step_loss, max(1, int(round(epochs * period)))
+    return step_loss, max(1, round(epochs * period))
 
 
 # -- gradients ------------------------------------------------------------------------------------
@@ -163,7 +165,7 @@ def saliency_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: flo
     assert total is not None
     names = list(total)
     scores = torch.cat([total[n].abs().flatten() for n in names])
-    k = int(round(ratio * scores.numel()))
+    k = round(ratio * scores.numel())
     flat = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     if k > 0:
         flat[torch.topk(scores, k, sorted=False).indices] = True
@@ -175,19 +177,6 @@ def saliency_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: flo
     return masks
 
 
-def diag_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
-                accel: Accelerator) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher proxy: mean over batches of the squared batch-gradient of CE."""
-    total: dict[str, torch.Tensor] | None = None
-    n_batches = 0
-    for grads in batch_gradients(model, x, y, batch_size, accel):
-        sq = {n: g.square() for n, g in grads.items()}
-        total = sq if total is None else {n: total[n] + s for n, s in sq.items()}
-        n_batches += 1
-    assert total is not None
-    return {n: t / n_batches for n, t in total.items()}
-
-
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Accelerator) -> torch.Tensor:
     """∇_x CE(model(x_i), y_i) for every example at once (model in eval mode: examples are independent)."""
     x = x.detach().requires_grad_(True)
@@ -195,32 +184,6 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Ac
         loss = F.cross_entropy(model(x).float(), y, reduction="sum")
     (grad,) = torch.autograd.grad(loss, x)
     return grad.float()
-
-
-def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     names: list[str] | None = None,
-                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
-                     ) -> dict[str, torch.Tensor]:
-    """Per-example gradients ``{name: (N, *param.shape)}`` via ``torch.func.vmap(grad)`` (no Python loop).
-
-    ``names`` restricts the differentiated parameters (others are held fixed); buffers are used as
-    they are (call it with the model in eval mode for BatchNorm models).
-    """
-    from torch.func import functional_call, grad, vmap
-
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    wanted = list(params) if names is None else list(names)
-    missing = [n for n in wanted if n not in params]
-    if missing:
-        raise ConfigError(f"{type(model).__name__} has no parameter {missing[0]!r}")
-    fixed = {n: p for n, p in params.items() if n not in wanted}
-    buffers = dict(model.named_buffers())
-
-    def loss_one(diff, xi, yi):
-        out = functional_call(model, ({**fixed, **diff}, buffers), (xi.unsqueeze(0),))
-        return loss_fn(out.float(), yi.unsqueeze(0))
-
-    return vmap(grad(loss_one), in_dims=(None, 0, 0))({n: params[n] for n in wanted}, x, y)
 
 
 # -- masked updates -------------------------------------------------------------------------------
@@ -313,20 +276,6 @@ def freeze_norm_stats(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, _NORM_LAYERS):
             m.eval()
-
-
-@contextlib.contextmanager
-def trainable_only(model: nn.Module, params: list[nn.Parameter]):
-    """Turn ``requires_grad`` off for every parameter not in ``params``; restored on exit."""
-    keep = {id(p) for p in params}
-    saved = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in saved:
-        p.requires_grad_(id(p) in keep)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
 
 
 def cached_logits(model: nn.Module, x: torch.Tensor, accel: Accelerator) -> torch.Tensor:

@@ -57,6 +57,6 @@ class BadTeacher(Unlearner):
 
         def step_loss(_):
             x, target = stream.next()
-            return kl_to_target(model(x).float() / tau, target)
+            return kl_to_target(model(x), target, tau)
 
         return self.run(model, task, step_loss, self.steps_for(stream))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import last_layers, trainable_only
+from unlearn_audit.methods._shared import frozen_except, last_layers
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 
@@ -49,7 +49,7 @@ class CFk(Unlearner):
             x, y = retain.next()
             return F.cross_entropy(model(x).float(), y)
 
-        with trainable_only(model, params):
+        with frozen_except(model, params):
             return self.run(model, task, step_loss, self.steps_for(retain, self._epochs(task)), parameters=params)
 
     def _epochs(self, task: UnlearningTask) -> float:

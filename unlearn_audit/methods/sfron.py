@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import MaskedUpdate, diag_fisher
+from unlearn_audit.methods._shared import MaskedUpdate, squared_grad_importance
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 
@@ -59,8 +59,8 @@ class SFRon(Unlearner):
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp
         bs = hp["batch_size"]
-        f_forget = diag_fisher(model, task.forget.x, task.forget.y, batch_size=bs, accel=task.accel)
-        f_retain = diag_fisher(model, task.retain.x, task.retain.y, batch_size=bs, accel=task.accel)
+        f_forget = squared_grad_importance(model, task.forget, bs)
+        f_retain = squared_grad_importance(model, task.retain, bs)
         masks = {n: (f_forget[n] > 0) & (f_forget[n] >= hp["mask_threshold"] * f_retain[n]) for n in f_forget}
         masked = MaskedUpdate(model, masks)
         params = [p for p in model.parameters() if p.requires_grad]
