@@ -1,0 +1,202 @@
+"""Where reference models are trained: in this process, in a process pool, or on a Ray cluster.
+
+Every backend runs the same unit of work, :func:`train_chunk`: train a few models (as one vectorised
+ensemble when the architecture allows it), measure their test accuracy and write each one into
+the :class:`~unlearn_audit.store.Store`. The caller only ever loads from the store, so a run that
+is interrupted keeps every chunk that finished, and the next run skips them.
+
+* ``local`` — in this process, chunk after chunk (ensembles of up to ``chunk_size`` models);
+* ``process`` — a pool of ``workers`` processes (spawned, one torch thread each); the training
+  tensors travel once per worker through shared memory;
+* ``ray`` — one Ray task per chunk, ``gpus_per_task`` GPUs each (fractions allowed, e.g. 0.25 puts
+  four tasks on a GPU). Uses the running Ray instance, else ``ray.init()`` (``RAY_ADDRESS``
+  selects a cluster). The store must be on a filesystem every node sees.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.training.ensemble import train_ensemble
+from unlearn_audit.training.loop import Accelerator, accuracy
+from unlearn_audit.training.recipe import Recipe
+
+BACKENDS = ("local", "process", "ray")
+DEFAULT_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One model to train: its store key and manifest fields, seed and training positions."""
+
+    key: str
+    fields: dict
+    seed: int
+    indices: np.ndarray  # positions into TrainData.x
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What every job of a run shares: the data, the recipe, the device and the store."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    eval_x: torch.Tensor  # accuracy is measured here (the split's test set) and kept in the manifest
+    eval_y: torch.Tensor
+    recipe: Recipe
+    num_classes: int
+    store_root: str
+    accel: Accelerator = Accelerator()
+    ensemble: bool = True
+
+
+def train_chunk(data: TrainData, jobs: Sequence[TrainJob]) -> list[dict]:
+    """Train ``jobs`` and write each model into the store; returns one summary dict per model.
+
+    With ``data.ensemble`` the chunk is one vectorised ensemble (stored when it finishes);
+    otherwise models are trained one by one and each is stored as soon as it is done.
+    """
+    from unlearn_audit.store import Store
+
+    store = Store(data.store_root)
+    groups = [list(jobs)] if data.ensemble else [[job] for job in jobs]
+    results = []
+    for group in groups:
+        start = time.perf_counter()
+        models = train_ensemble(data.recipe, data.x, data.y, [j.indices for j in group],
+                                [j.seed for j in group], num_classes=data.num_classes, accel=data.accel)
+        seconds = (time.perf_counter() - start) / len(group)
+        for job, model in zip(group, models):
+            acc = accuracy(model, data.eval_x, data.eval_y, data.accel)
+            store.put_tensors(job.key, model.state_dict(), kind="model", fields=job.fields,
+                              extra={**job.extra, "accuracy": acc, "seconds": seconds})
+            results.append({"key": job.key, "accuracy": acc, "seconds": seconds})
+    return results
+
+
+def chunks(jobs: Sequence[TrainJob], size: int) -> list[list[TrainJob]]:
+    return [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+
+def run_jobs(data: TrainData, jobs: Sequence[TrainJob], *, backend: str = "local", workers: int | None = None,
+             chunk_size: int | None = None, gpus_per_task: float = 0.0,
+             on_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Train ``jobs`` on ``backend``; ``on_done`` gets each chunk's summaries as it finishes.
+
+    ``chunk_size`` caps the models trained together (default 16 with ensembles, else 1); the
+    ``process`` and ``ray`` backends also split the work so each of ``workers`` parallel workers
+    (default: the CPU count of the machine or the Ray cluster) gets a chunk.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if not jobs:
+        return []
+    on_done = on_done or (lambda _results: None)
+    size = chunk_size or (DEFAULT_CHUNK if data.ensemble else 1)
+    if size < 1:
+        raise ConfigError(f"chunk size must be at least 1, got {size}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if backend == "local":
+        return _run_local(data, chunks(jobs, size), on_done)
+    if backend == "process":
+        workers = workers or os.cpu_count() or 1
+        return _run_process(data, chunks(jobs, min(size, math.ceil(len(jobs) / workers))), workers, on_done)
+    return _run_ray(data, jobs, size, workers, gpus_per_task, on_done)
+
+
+def _run_local(data, parts, on_done):
+    results = []
+    for part in parts:
+        done = train_chunk(data, part)
+        on_done(done)
+        results += done
+    return results
+
+
+# -- process pool ------------------------------------------------------------------------------
+
+_WORKER_DATA: TrainData | None = None
+
+
+def _init_worker(data: TrainData) -> None:
+    global _WORKER_DATA
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    torch.set_num_threads(1)
+    _WORKER_DATA = data
+
+
+def _worker_chunk(jobs: list[TrainJob]) -> list[dict]:
+    return train_chunk(_WORKER_DATA, jobs)
+
+
+def _run_process(data, parts, workers, on_done):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(parts)), initializer=_init_worker, initargs=(data,),
+                               mp_context=multiprocessing.get_context("spawn"))
+    results, pending = [], {pool.submit(_worker_chunk, part) for part in parts}
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done = future.result()
+                on_done(done)
+                results += done
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        for proc in list(getattr(pool, "_processes", {}).values()):  # stop chunks in flight now
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+
+def _ray_chunk(data: TrainData, jobs: list[TrainJob]) -> list[dict]:
+    torch.set_num_threads(1)
+    return train_chunk(data, jobs)
+
+
+def _run_ray(data, jobs, size, workers, gpus_per_task, on_done):
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray, which is not installed: pip install 'unlearn-audit[ray]'") from None
+    if gpus_per_task < 0:
+        raise ConfigError(f"gpus per task must be >= 0, got {gpus_per_task}")
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    if gpus_per_task and data.accel.device.type != "cuda":
+        raise ConfigError("gpus per task was given but the device is not CUDA; use --device cuda or set it to 0")
+    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    parts = chunks(jobs, min(size, math.ceil(len(jobs) / workers)))
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_task)(_ray_chunk)
+    data_ref = ray.put(data)
+    pending = [task.remote(data_ref, part) for part in parts]
+    results = []
+    try:
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            done = ray.get(finished[0])
+            on_done(done)
+            results += done
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return results
