@@ -173,7 +173,10 @@ def test_rmia_score_matches_the_paper_formula(cls):
     keep[:, 0] = [True, True, False, False]  # make sure example 0 has both groups
     data = AttackData(**{**data.__dict__, "reference_in": keep})
     attack = cls(gamma=2.0, a=0.3, temperature=2.0)
-    p = lambda s: 1 / (1 + np.exp(-s.phi[..., 0] / 2.0))  # noqa: E731 (tempered true-vs-rest prob)
+
+    def p(s):  # tempered true-vs-rest probability σ(φ/T), T = 2
+        return 1 / (1 + np.exp(-s.phi[..., 0] / 2.0))
+
     px, pref, pz, prefz = p(data.target), p(data.references), p(data.population), p(data.reference_population)
     out_x = np.array([pref[~keep[:, i], i].mean() if (~keep[:, i]).any() else np.nan for i in range(60)])
     in_x = np.array([pref[keep[:, i], i].mean() if keep[:, i].any() else np.nan for i in range(60)])

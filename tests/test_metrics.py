@@ -9,7 +9,11 @@ from scipy.stats import entropy, norm
 
 from unlearn_audit import metrics
 from unlearn_audit.attacks.challenge import (
-    EPSILON_CAP, bucket_points, challenge_score, max_epsilon, per_example_epsilon,
+    EPSILON_CAP,
+    bucket_points,
+    challenge_score,
+    max_epsilon,
+    per_example_epsilon,
 )
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.stats import StatsInputError

@@ -8,8 +8,16 @@ from scipy.stats import beta, norm
 
 from unlearn_audit.errors import UnlearnAuditError
 from unlearn_audit.stats import (
-    StatsInputError, adjust_pvalues, clopper_pearson, epsilon_lower_bound, log_roc,
-    max_certifiable_epsilon, roc_auc, roc_curve, split_by_membership, tpr_at_fpr,
+    StatsInputError,
+    adjust_pvalues,
+    clopper_pearson,
+    epsilon_lower_bound,
+    log_roc,
+    max_certifiable_epsilon,
+    roc_auc,
+    roc_curve,
+    split_by_membership,
+    tpr_at_fpr,
 )
 
 MU = 1.0

@@ -54,4 +54,4 @@ def attack_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["Attack", "AttackData", "REGISTRY", "attack_names", "get_attack"]
+__all__ = ["REGISTRY", "Attack", "AttackData", "attack_names", "get_attack"]

@@ -117,7 +117,7 @@ def per_example_epsilon(unlearned, retrained, *, delta: float = DELTA, chunk: in
     eps = np.zeros(n_ex)
     for start in range(0, n_ex, chunk):
         idx = range(start, min(start + chunk, n_ex))
-        tp_rows, fp_rows, npos, nneg, live = [], [], [], [], []
+        tp_rows, fp_rows, live = [], [], []
         for i in idx:
             us, rs = u_sorted[:, i], r_sorted[:, i]
             ranges = (us[-1] - us[0], rs[-1] - rs[0])

@@ -25,7 +25,11 @@ import numpy as np
 
 from unlearn_audit.attacks.base import Attack, AttackData
 from unlearn_audit.attacks.gaussian import (
-    CENTERS, GaussianFit, check_choice, fit_gaussian, resolve_variance,
+    CENTERS,
+    GaussianFit,
+    check_choice,
+    fit_gaussian,
+    resolve_variance,
 )
 from unlearn_audit.errors import ConfigError
 
