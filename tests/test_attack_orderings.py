@@ -104,7 +104,7 @@ def test_online_fixed_variance_lira_beats_loss_at_low_fpr(bank):
 @pytest.mark.parametrize("n_refs", [1, 2])
 def test_rmia_beats_offline_lira_with_few_references(bank, n_refs):
     # gamma=1: with near-saturated MLP confidences, gamma=2 leaves most examples with Score = 0
-    # (a tie no threshold can split); see the rmia module docstring and the test below.
+    # (a tie no threshold can split); see "γ and ties" in the rmia module docstring.
     rmia_pos, rmia_neg = _leave_one_out(bank, get_attack("rmia-offline", gamma=1.0), n_refs)
     lira_pos, lira_neg = _leave_one_out(bank, get_attack("lira-offline"), n_refs)
     rmia_auc, lira_auc = roc_auc(rmia_pos, rmia_neg), roc_auc(lira_pos, lira_neg)

@@ -66,6 +66,17 @@ def test_lira_averages_the_log_ratio_over_queries():
     np.testing.assert_allclose(attack.score(data), per_query.mean(axis=1))
 
 
+def test_offline_lira_is_the_one_sided_test():
+    rng = np.random.default_rng(18)
+    data, _ = gaussian_bank(rng, n=100, m=8)
+    attack = get_attack("lira-offline", variance="fixed")
+    _, fit_out = attack.fit(data.references.phi, data.reference_in)
+    phi = data.target.phi[:, 0]
+    # One query: −log Pr[Z > φ], a monotone transform of the paper's 1 − Pr[Z > φ].
+    np.testing.assert_allclose(attack.score(data), -norm.logsf(phi, fit_out.mu[:, 0], fit_out.sd[:, 0]))
+    assert np.all(np.diff(attack.score(data)[np.argsort(phi - fit_out.mu[:, 0])]) > 0)
+
+
 def test_fixed_variance_pools_centred_residuals():
     rng = np.random.default_rng(3)
     stats = rng.normal(0, 5, size=(1, 300, 1)) + rng.normal(0, 1, size=(20, 300, 1))

@@ -25,6 +25,14 @@ uses an IN reference in the offline setting) — so every example gets a finite 
 (privacy_meter ``research/``); the privacy_meter tool itself uses γ = 1 and T = 1, LeakPro a = 0.33.
 The paper tunes a by attacking one reference model with the others; pass the value you found.
 
+**γ and ties.** Score(x) is the population CDF of r_z evaluated at r_x − log γ, so every x whose
+ratio is below γ times the *smallest* population ratio scores exactly 0 and every x above γ times
+the largest scores 1; a ROC cannot split such ties. With near-saturated confidences (overfit
+models, p_y ≈ 1 for most examples) probability ratios rarely reach 2, and γ = 2 leaves most
+examples tied at 0: on the digits test bank the AUC drops from ≈ 0.66 (γ = 1) to ≈ 0.59 (γ = 2),
+while TPR at low FPR is similar. Use γ = 1 (the privacy_meter tool's value) for such models, and
+a population large enough that few x exceed every z.
+
 **Temperature.** Signals reach the attacks reduced to φ = log p_y − log Σ_{j≠y} p_j (the full
 logit vector is not kept), so the temperature is applied to this true-vs-rest logit:
 Pr(x|θ) = σ(φ/T) = p_y^{1/T} / (p_y^{1/T} + (1 − p_y)^{1/T}). At T = 1 this is exactly p_y; for
