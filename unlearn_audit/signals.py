@@ -10,7 +10,10 @@ The reductions are pure numpy functions of ``logits`` (..., C) and ``labels``:
   ``log(1−p)``; we do not.
 
 :func:`compute_logits` runs models (torch) over examples under queries: ``identity``, ``mirror``
-(horizontal flip) and ``shift:DX,DY`` (translation with zero padding).
+(horizontal flip) and ``shift:DX,DY`` (translation with zero padding). Models of one architecture
+run as a single stacked (vmapped) forward. :func:`bank_signals` does this for a whole reference
+bank and caches the reduced :class:`SignalSet` in the store, keyed by the bank's model entries,
+the examples and the queries.
 """
 
 from __future__ import annotations
@@ -131,19 +134,61 @@ def apply_query(x, flip: bool, dx: int, dy: int):
 
 
 def compute_logits(models, x, queries=("identity",), accel=None, batch_size: int = 1024) -> np.ndarray:
-    """Logits of each model on ``x`` under each query: float32 array (M, N, Q, C)."""
+    """Logits of each model on ``x`` under each query: float32 array (M, N, Q, C).
+
+    The models run as one stacked (vmapped) forward per batch when they share an architecture
+    that vectorises, else one by one.
+    """
     import torch
 
-    from unlearn_audit.training.loop import Accelerator, predict_logits
+    from unlearn_audit.training.ensemble import ensemble_logits
+    from unlearn_audit.training.loop import Accelerator
 
     accel = accel or Accelerator()
     plan = parse_queries(queries)
-    out = []
+    models = list(models)
+    if not models:
+        return np.zeros((0, x.shape[0], len(plan), 0), dtype=np.float32)
     with torch.no_grad():
-        for model in models:
-            model = accel.prepare_model(model)
-            per_query = [
-                predict_logits(model, apply_query(x, *q), accel, batch_size).cpu().numpy() for q in plan
-            ]
-            out.append(np.stack(per_query, axis=1))
-    return np.stack(out).astype(np.float32)
+        per_query = [ensemble_logits(models, apply_query(x, *q), accel, batch_size).cpu().numpy() for q in plan]
+    return np.stack(per_query, axis=2).astype(np.float32)
+
+
+SIGNALS_VERSION = "1"
+
+
+def signal_fields(model_keys, dataset_fingerprint: str, indices, queries) -> dict:
+    """Store key fields of the signals of models ``model_keys`` on dataset examples ``indices``."""
+    import hashlib
+
+    idx = np.ascontiguousarray(np.asarray(indices, dtype=np.int64))
+    return {
+        "kind": "signals", "models": list(model_keys), "dataset": dataset_fingerprint,
+        "indices": hashlib.sha256(idx.tobytes()).hexdigest()[:16], "n": int(idx.size),
+        "queries": list(queries), "version": SIGNALS_VERSION,
+    }
+
+
+def bank_signals(bank, dataset, indices, queries=("identity", "mirror"), *, store=None, accel=None,
+                 batch_size: int = 1024) -> SignalSet:
+    """Signals (M, N, Q) of every model of ``bank`` on ``dataset`` examples ``indices``.
+
+    ``bank`` is a loaded :class:`~unlearn_audit.bank.Bank` (anything with ``models`` and ``keys``).
+    With a ``store`` the result is cached there, keyed by the bank's model entry keys, the
+    dataset fingerprint, a hash of ``indices`` and the queries; a second call loads it.
+    """
+    import torch
+
+    idx = np.asarray(indices, dtype=np.int64)
+
+    def build():
+        x, y = dataset.x[torch.as_tensor(idx)], dataset.y[torch.as_tensor(idx)].numpy()
+        signals = SignalSet.from_logits(compute_logits(bank.models, x, queries, accel, batch_size), y)
+        return {f.name: torch.from_numpy(np.ascontiguousarray(getattr(signals, f.name))) for f in fields(SignalSet)}
+
+    if store is None:
+        tensors = build()
+    else:
+        tensors, _ = store.get_or_create(signal_fields(bank.keys, dataset.fingerprint, idx, queries), "signals",
+                                         build, extra=lambda _: {"models": len(bank.keys), "queries": list(queries)})
+    return SignalSet(**{f.name: tensors[f.name].numpy() for f in fields(SignalSet)})
