@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 from unlearn_audit._io import atomic_write_json, ensure_writable_dir
-from unlearn_audit.bench import BenchResult, evaluate, run_bench
+from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
+from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.scenario import Scenario
 
 
@@ -47,11 +48,16 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
     return {"out": str(out), "cached": cached, **meta}
 
 
-def bench(config: Config, *, progress: bool = True) -> tuple[BenchResult, Path]:
-    """Run the method comparison and write ``results.json`` under ``config.bench.out``."""
+def bench(config: Config, *, progress: bool = True, report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:
+    """Run the method comparison, write ``results.json`` under ``config.bench.out`` and, when
+    ``report_dir`` is given, an HTML report there."""
     out_dir = ensure_writable_dir(config.bench.out)
+    if report_dir is not None:
+        ensure_writable_dir(report_dir)
     result = run_bench(config, progress=progress)
     path = atomic_write_json(out_dir / "results.json", {**result.to_dict(), "config": config.to_dict()})
+    if report_dir is not None:
+        write_bench_report(result, METRICS, report_dir)
     return result, path
 
 

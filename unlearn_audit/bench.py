@@ -1,38 +1,48 @@
 """The method comparison behind ``unlearn-audit bench``.
 
-Every selected method is applied to K original models (seeds ``run.seed … run.seed+K−1``, trained on
-the pool D and cached in the store), each result is scored on the same footing — accuracy on forget /
-retain / test (UA = 100 − forget accuracy, RA, TA, in %), and a membership-inference attack on
-forget vs held-out examples — and the table reports mean ± std over the K seeds with each
-method's run time. Methods that do not support the scenario (e.g. class-only methods on random
-forgetting) are skipped with the reason.
+Every selected method is applied to K original models (seeds ``run.seed … run.seed+K−1``, trained
+on the pool D and cached in the store). K retrained reference models (trained on the retain set R
+with their own seeds, also cached) are the yardstick. Each result is audited on the same footing
+(:mod:`unlearn_audit.audit`): UA / RA / TA, MIA-Efficacy, the loss-threshold and offline-LiRA
+attacks on forget vs held-out examples, the average gap to the retrained references, and per
+method the U-LiRA balanced accuracy and the NeurIPS 2023 ε̂ forget score. The table reports mean
+± std over the K seeds with each method's run time. Methods that do not support the scenario
+(e.g. class-only methods on random forgetting) are skipped with the reason.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from unlearn_audit.attacks import AttackData, get_attack
+from unlearn_audit.audit import (
+    audit_group, audit_model, basic_metrics, default_queries, model_signals, reference_profile,
+)
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, Unlearner, get_method
 from unlearn_audit.scenario import Scenario
-from unlearn_audit.signals import SignalSet, compute_logits
-from unlearn_audit.stats import roc_auc
-from unlearn_audit.training.loop import predict_logits
 
-# (key, column title, format) of the per-run metrics, in table order.
+#: Retrained references use seeds run.seed + k + this offset, so they never coincide with the
+#: originals' seeds nor with what the `retrain` method trains.
+REFERENCE_SEED_OFFSET = 50_000
+
+# (key, column title, format, per-model?) in table order; per-group metrics have no spread.
 METRICS = (
-    ("UA", "UA %", "{:.1f}"),
-    ("RA", "RA %", "{:.1f}"),
-    ("TA", "TA %", "{:.1f}"),
-    ("loss_auc", "LOSS AUC", "{:.3f}"),
-    ("seconds", "Time s", "{:.2f}"),
+    ("UA", "UA %", "{:.1f}", True),
+    ("RA", "RA %", "{:.1f}", True),
+    ("TA", "TA %", "{:.1f}", True),
+    ("mia_efficacy", "MIA-Eff %", "{:.1f}", True),
+    ("gap", "Gap", "{:.2f}", True),
+    ("loss_auc", "LOSS AUC", "{:.3f}", True),
+    ("lira_auc", "LiRA AUC", "{:.3f}", True),
+    ("lira_tpr1", "TPR@1%FPR", "{:.3f}", True),
+    ("ulira_acc", "U-LiRA acc", "{:.3f}", False),
+    ("eps_forget_score", "ε̂ score", "{:.3f}", False),
+    ("seconds", "Time s", "{:.2f}", True),
 )
 
 
@@ -43,11 +53,13 @@ class BenchResult:
     runs: list[dict]
     summary: list[dict]
     skipped: list[dict] = field(default_factory=list)
-    original: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"scenario": self.scenario, "methods": self.methods, "runs": self.runs,
-                "summary": self.summary, "skipped": self.skipped, "original": self.original}
+                "summary": self.summary, "skipped": self.skipped, "references": self.references,
+                "lira_scores": self.scores}
 
 
 def select_methods(config: Config, scenario_kind: str) -> tuple[list[Unlearner], list[dict]]:
@@ -77,31 +89,30 @@ def select_methods(config: Config, scenario_kind: str) -> tuple[list[Unlearner],
 
 
 def evaluate(model, scenario: Scenario) -> dict:
-    """UA / RA / TA in % and the LOSS attack's forget-vs-heldout AUC for one model."""
-    s, ds, accel = scenario.split, scenario.dataset, scenario.accel
-    out = {}
-    for key, idx in (("forget", s.forget), ("retain", s.retain), ("test", s.test)):
-        data = scenario.tensors(idx)
-        logits = predict_logits(model, data.x, accel)
-        out[key] = 100.0 * (logits.argmax(1) == data.y).float().mean().item()
-    logits = compute_logits([model], ds.x[np.concatenate([s.forget, s.heldout])], ("identity",), accel)[0]
-    labels = ds.y.numpy()[np.concatenate([s.forget, s.heldout])]
-    scores = get_attack("loss").score(AttackData(target=SignalSet.from_logits(logits, labels)))
-    n_f = s.forget.size
-    return {"UA": 100.0 - out["forget"], "RA": out["retain"], "TA": out["test"],
-            "loss_auc": roc_auc(scores[:n_f], scores[n_f:])}
+    """UA / RA / TA in % and the loss attack's forget-vs-heldout AUC for one model."""
+    return basic_metrics(model_signals(model, scenario, default_queries(scenario.recipe.augment)))
 
 
-def summarise(runs: list[dict], methods: list[str]) -> list[dict]:
+def summarise(runs: list[dict], groups: dict[str, dict], names: list[str]) -> list[dict]:
     rows = []
-    for name in methods:
+    for name in names:
         mine = [r for r in runs if r["method"] == name]
         row = {"method": name, "n": len(mine)}
-        for key, _, _ in METRICS:
-            vals = np.array([r[key] for r in mine], dtype=float)
-            row[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+        for key, _, _, per_model in METRICS:
+            if per_model:
+                vals = np.array([r[key] for r in mine], dtype=float)
+                row[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+            else:
+                row[key] = {"mean": groups[name][key], "std": None}
         rows.append(row)
     return rows
+
+
+def _synchronize(scenario: Scenario) -> None:
+    if scenario.accel.is_cuda:
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
@@ -111,35 +122,53 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     methods, skipped = select_methods(config, scenario.split.scenario)
     if not methods:
         raise ConfigError("no selected method supports this scenario; see `unlearn-audit methods`")
+    queries = default_queries(scenario.recipe.augment)
     seeds = [config.run.seed + k for k in range(config.bench.references)]
-    runs, originals = [], []
-    bar = tqdm(total=len(seeds) * (len(methods) + 1), desc="bench", unit="run", disable=not progress)
+    bar = tqdm(total=len(seeds) * (len(methods) + 2), desc="bench", unit="model", disable=not progress)
+
+    references = []
+    for seed in seeds:
+        bar.set_postfix_str(f"retrained reference {seed}")
+        ref, _ = scenario.retrained(seed + REFERENCE_SEED_OFFSET)
+        references.append(model_signals(ref, scenario, queries))
+        bar.update(1)
+    profile = reference_profile(references)
+
+    names = ["original"] + [m.name for m in methods]
+    signals: dict[str, list] = {name: [] for name in names}
+    runs, scores = [], {name: {"forget": [], "heldout": []} for name in names}
+
+    def record(name: str, seed: int, model, seconds: float) -> None:
+        ms = model_signals(model, scenario, queries)
+        signals[name].append(ms)
+        metrics, lira = audit_model(ms, references, profile)
+        runs.append({"method": name, "seed": seed, "seconds": seconds, **metrics})
+        for part in ("forget", "heldout"):
+            scores[name][part].extend(lira[part])
+
     for seed in seeds:
         bar.set_postfix_str(f"original seed {seed}")
-        original, cached = scenario.original(seed)
-        originals.append({"seed": seed, "cached": cached, **evaluate(original, scenario)})
+        original, _ = scenario.original(seed)
+        record("original", seed, original, float("nan"))
         bar.update(1)
         task = scenario.task(seed)
         for method in methods:
             bar.set_postfix_str(f"{method.name} seed {seed}")
             start = time.perf_counter()
             unlearned = method.unlearn(original, task)
-            if scenario.accel.is_cuda:
-                import torch
-
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            runs.append({"method": method.name, "seed": seed, "seconds": seconds, **evaluate(unlearned, scenario)})
+            _synchronize(scenario)
+            record(method.name, seed, unlearned, time.perf_counter() - start)
             bar.update(1)
     bar.close()
-    names = [m.name for m in methods]
-    summary = summarise(runs, names)
-    orig_summary = summarise([{**o, "method": "original", "seconds": math.nan} for o in originals], ["original"])[0]
+    groups = {name: audit_group(signals[name], references) for name in names}
     return BenchResult(
-        scenario={**scenario.describe(), "seeds": seeds, "config_source": config.source},
+        scenario={**scenario.describe(), "seeds": seeds, "queries": list(queries),
+                  "reference_seeds": [s + REFERENCE_SEED_OFFSET for s in seeds],
+                  "config_source": config.source},
         methods=[m.describe() | {"params": m.hp} for m in methods],
         runs=runs,
-        summary=summary,
+        summary=summarise(runs, groups, names),
         skipped=skipped,
-        original=orig_summary | {"runs": originals},
+        references={"count": len(references), "profile": profile},
+        scores=scores,
     )

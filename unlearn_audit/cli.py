@@ -121,14 +121,18 @@ def train(config_path, out, on, **flags):
 @click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Override a method hyperparameter, e.g. --param finetune.lr=0.02 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for results.json. Overrides bench.out.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Also write an HTML report (table and log-log ROC curves with confidence bands) to this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_handle_errors
-def bench(config_path, methods, references, params, out, as_json, quiet, **flags):
+def bench(config_path, methods, references, params, out, report_dir, as_json, quiet, **flags):
     """Compare unlearning methods on one scenario.
 
-    Each method is applied to the same K original models; UA/RA/TA and a membership-inference attack
-    (forget vs held-out) are reported as mean ± std over seeds with each method's run time, and
+    Each method is applied to the same K original models and audited against K retrained reference
+    models: UA/RA/TA, MIA-Efficacy, the average gap to retraining, loss-threshold and offline-LiRA
+    attacks on forget vs held-out examples (AUC, TPR at 1% FPR), U-LiRA balanced accuracy and the
+    NeurIPS 2023 epsilon forget score, as mean ± std over seeds with each method's run time.
     results.json is written under --out.
     """
     import dataclasses
@@ -144,12 +148,14 @@ def bench(config_path, methods, references, params, out, as_json, quiet, **flags
         for name, values in extra.items():
             merged.setdefault(name, {}).update(values)
         config = dataclasses.replace(config, methods=merged)
-    result, path = api.bench(config, progress=not quiet)
+    result, path = api.bench(config, progress=not quiet, report_dir=report_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         click.echo(bench_table(result, METRICS))
         click.echo(f"results written to {path}")
+        if report_dir:
+            click.echo(f"report written to {report_dir}/index.html")
 
 
 @main.command()

@@ -8,24 +8,35 @@ from tabulate import tabulate
 
 
 def mean_std(cell: dict, fmt: str) -> str:
+    """``mean ± std``; a group-level number (std None) alone; a missing one as an em dash."""
     mean, std = cell["mean"], cell["std"]
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
+    if std is None:
+        return fmt.format(mean)
     return f"{fmt.format(mean)} ± {fmt.format(std)}"
 
 
-def bench_table(result, metrics) -> str:
+LEGEND = """mean ± std over {n} seed(s); compare each row with the retrained references ({k} models), not with 0 or 100.
+UA = 100 − forget acc; RA/TA = retain/test acc; MIA-Eff = SVC MIA-Efficacy (% of forget predicted non-member);
+Gap = mean |Δ| to the retrained references over UA, RA, TA, MIA-Eff; LOSS/LiRA AUC and TPR@1%FPR: forget vs
+held-out, offline LiRA against the retrained references (0.5 / 0.01 = indistinguishable); U-LiRA acc: per-example
+test of these models vs retrained ones (0.5 ideal); ε̂ score: NeurIPS 2023 forget score (1 ideal)."""
+
+
+def bench_table(result, metrics, tablefmt: str = "github") -> str:
     """One row per method (original first), ``mean ± std`` over seeds for every metric."""
     access = {m["name"]: m["data_access"] for m in result.methods}
-    headers = ["Method", "Data access"] + [title for _, title, _ in metrics]
+    headers = ["Method", "Data access"] + [m[1] for m in metrics]
     rows = []
-    for row in [result.original] + result.summary:
+    for row in result.summary:
         name = row["method"]
-        rows.append([name, access.get(name, "—")] + [mean_std(row[key], fmt) for key, _, fmt in metrics])
-    n = result.original.get("n", 0)
-    lines = [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
-    lines.append(f"mean ± std over {n} seed(s); UA = 100 − forget accuracy; "
-                 f"LOSS AUC = loss-threshold attack, forget vs held-out (0.5 = indistinguishable).")
+        rows.append([name, access.get(name, "—")] + [mean_std(row[m[0]], m[2]) for m in metrics])
+    n = result.summary[0]["n"] if result.summary else 0
+    lines = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)]
+    if tablefmt == "html":
+        return lines[0]
+    lines.append(LEGEND.format(n=n, k=result.references.get("count", 0)))
     for skip in result.skipped:
         lines.append(f"skipped {skip['method']}: {skip['reason']}")
     return "\n".join(lines)

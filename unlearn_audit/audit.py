@@ -1,0 +1,134 @@
+"""Scenario models → signals → attacks → per-model and per-group audit metrics.
+
+The audit of a group of models (the K results of one unlearning method, or the K originals) is
+made against K retrained reference models — models trained on the retain set R that never saw
+the forget set F. Every number compares forget examples with held-out examples (never trained on)
+or unlearned models with retrained ones:
+
+* UA / RA / TA — 100 − forget accuracy, retain and test accuracy (%);
+* ``mia_efficacy`` — SalUn / ℓ1-sparse SVC MIA-Efficacy (% of F predicted non-member);
+* ``loss_auc`` — the global loss threshold, F vs held-out;
+* ``lira_auc`` / ``lira_tpr1`` — offline LiRA with the retrained references as OUT models (they
+  never saw F nor the held-out set), F vs held-out: AUC and TPR at 1 % FPR with its
+  Clopper–Pearson interval;
+* ``gap`` — SalUn's Avg. Gap (mean |Δ| over UA, RA, TA, MIA-Efficacy) to the mean of the
+  retrained references;
+* per group: ``ulira_acc`` — U-LiRA balanced accuracy of telling the group's models from the
+  retrained references, example by example, leave-one-out (0.5 ideal); ``eps_forget_score`` — the
+  NeurIPS 2023 challenge forget score F from per-example ε̂ (1 ideal; resolution limited by K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unlearn_audit.attacks import AttackData, get_attack
+from unlearn_audit.attacks.challenge import bucket_points, per_example_epsilon
+from unlearn_audit.attacks.svc import mia_efficacy
+from unlearn_audit.attacks.ulira import per_example_balanced_accuracy
+from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, unlearning_accuracies
+from unlearn_audit.signals import SignalSet, compute_logits
+from unlearn_audit.stats import roc_auc, tpr_at_fpr
+
+PARTS = ("forget", "heldout", "retain", "test")
+
+
+def default_queries(augment: str) -> tuple[str, ...]:
+    """Query a model the way it was trained: add the mirror image only if training flipped images."""
+    return ("identity", "mirror") if "flip" in augment else ("identity",)
+
+
+@dataclass(frozen=True)
+class ModelSignals:
+    """Signals of one model on the forget, held-out, retain and test examples, shapes (n, Q)."""
+
+    forget: SignalSet
+    heldout: SignalSet
+    retain: SignalSet
+    test: SignalSet
+
+    def accuracy(self, part: str) -> float:
+        return float(getattr(self, part).correct[:, 0].mean())
+
+
+def model_signals(model, scenario, queries: tuple[str, ...]) -> ModelSignals:
+    s = scenario.split
+    parts = [s.forget, s.heldout, s.retain, s.test]
+    idx = np.concatenate(parts)
+    logits = compute_logits([model], scenario.dataset.x[idx], queries, scenario.accel)[0]
+    signals = SignalSet.from_logits(logits, scenario.dataset.y.numpy()[idx])
+    bounds = np.cumsum([0] + [p.size for p in parts])
+    return ModelSignals(*(signals.take(np.arange(bounds[i], bounds[i + 1])) for i in range(4)))
+
+
+def _stack(signals: list[SignalSet]) -> SignalSet:
+    return SignalSet(**{f: np.stack([getattr(s, f) for s in signals]) for f in SignalSet.__dataclass_fields__})
+
+
+def _accuracies(ms: ModelSignals, mia: float):
+    return unlearning_accuracies(ms.accuracy("forget"), ms.accuracy("retain"), ms.accuracy("test"), mia)
+
+
+def _mia(ms: ModelSignals) -> float:
+    return mia_efficacy(ms.retain.prob.mean(-1), ms.test.prob.mean(-1), ms.forget.prob.mean(-1))
+
+
+def reference_profile(references: list[ModelSignals]) -> dict:
+    """Mean UA / RA / TA / MIA-Efficacy of the retrained references: the target of every gap."""
+    accs = [_accuracies(r, _mia(r)) for r in references]
+    return {key: float(np.mean([getattr(a, key) for a in accs])) for key in ("ua", "ra", "ta", "mia")}
+
+
+def basic_metrics(ms: ModelSignals) -> dict:
+    """UA / RA / TA (%) and the loss-threshold AUC (F vs held-out): what needs no reference model."""
+    loss = get_attack("loss").score(AttackData(target=_concat(ms.forget, ms.heldout)))
+    n_f = ms.forget.phi.shape[0]
+    return {"UA": 100.0 * (1.0 - ms.accuracy("forget")), "RA": 100.0 * ms.accuracy("retain"),
+            "TA": 100.0 * ms.accuracy("test"), "loss_auc": roc_auc(loss[:n_f], loss[n_f:])}
+
+
+def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict) -> tuple[dict, dict]:
+    """Per-model metrics and the offline-LiRA scores (for ROC plots) of one model."""
+    mia = _mia(ms)
+    acc = _accuracies(ms, mia)
+    n_f = ms.forget.phi.shape[0]
+    ref = _stack([_concat(r.forget, r.heldout) for r in references])
+    lira = get_attack("lira-offline").score(AttackData(
+        target=_concat(ms.forget, ms.heldout), references=ref,
+        reference_in=np.zeros(ref.phi.shape[:2], dtype=bool)))
+    tpr1 = tpr_at_fpr(lira[:n_f], lira[n_f:], fprs=(0.01,))[0]
+    target = UnlearningAccuracies(profile["ua"], profile["ra"], profile["ta"], profile["mia"])
+    metrics = {
+        **basic_metrics(ms), "mia_efficacy": mia,
+        "lira_auc": roc_auc(lira[:n_f], lira[n_f:]),
+        "lira_tpr1": tpr1.tpr, "lira_tpr1_ci": [tpr1.tpr_low, tpr1.tpr_high],
+        "gap": avg_gap(acc, target),
+    }
+    return metrics, {"forget": lira[:n_f].tolist(), "heldout": lira[n_f:].tolist()}
+
+
+def _concat(a: SignalSet, b: SignalSet) -> SignalSet:
+    return SignalSet(**{f: np.concatenate([getattr(a, f), getattr(b, f)], axis=0)
+                        for f in SignalSet.__dataclass_fields__})
+
+
+def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> dict:
+    """U-LiRA balanced accuracy and the challenge forget score of a group against the references."""
+    out: dict = {"ulira_acc": None, "eps_forget_score": None}
+    phi = np.stack([m.forget.phi for m in group] + [r.forget.phi for r in references])  # (M, N_f, Q)
+    member = np.zeros(phi.shape[:2], dtype=bool)
+    member[: len(group)] = True
+    attack = get_attack("ulira")
+    if len(group) >= 2 and len(references) >= 2 and phi.shape[0] - 1 >= attack.min_references:
+        data = AttackData(target=group[0].forget, references=_stack([m.forget for m in group + references]),
+                          reference_in=member)
+        scores = attack.score_references(data)
+        out["ulira_acc"] = float(np.nanmean(per_example_balanced_accuracy(scores, member)))
+    n = min(len(group), len(references))
+    if n >= 3:
+        conf = phi.mean(-1)
+        eps = per_example_epsilon(conf[: len(group)], conf[len(group):])
+        out["eps_forget_score"] = float(bucket_points(eps, n).mean())
+    return out

@@ -1,0 +1,87 @@
+"""A self-contained HTML report of a bench run: the table, log-log ROC curves with confidence bands.
+
+The ROC curves are those of offline LiRA (against the retrained references), forget examples
+(positives) vs held-out examples (negatives), pooled over seeds; the band is the 95 %
+Clopper–Pearson interval of the TPR at each FPR. Axes are logarithmic because what matters for
+privacy is the TPR at low FPR (Carlini et al. 2022).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from unlearn_audit._io import atomic_write, atomic_write_text, ensure_writable_dir
+from unlearn_audit.report.table import LEGEND, bench_table
+from unlearn_audit.stats import clopper_pearson, log_roc
+
+
+def roc_figure(scores: dict, title: str):
+    """A matplotlib figure with one log-log ROC curve (and CI band) per entry of ``scores``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    low = 1.0
+    for name, s in scores.items():
+        pos, neg = np.asarray(s["forget"]), np.asarray(s["heldout"])
+        if pos.size == 0 or neg.size == 0:
+            continue
+        fpr, tpr = log_roc(pos, neg)
+        lo, hi = clopper_pearson(np.round(tpr * pos.size).astype(int), pos.size)
+        (line,) = ax.plot(fpr, tpr, label=name, lw=1.5)
+        ax.fill_between(fpr, np.maximum(lo, 1e-4), hi, color=line.get_color(), alpha=0.12, lw=0)
+        low = min(low, fpr[0])
+    ax.plot([low, 1], [low, 1], "k--", lw=0.8, label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(low, 1), ylim=(max(low, 1e-3), 1.0),
+           xlabel="false positive rate (held-out flagged)", ylabel="true positive rate (forget flagged)",
+           title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def write_bench_report(result, metrics, out_dir: str | Path) -> Path:
+    """Write ``index.html`` and ``roc.png`` under ``out_dir``; returns the HTML path."""
+    out_dir = ensure_writable_dir(out_dir)
+    fig = roc_figure(result.scores, "Offline LiRA, forget vs held-out (95 % CI bands)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    png = buf.getvalue()
+    atomic_write(out_dir / "roc.png", lambda p: p.write_bytes(png))
+    sc = result.scenario
+    split = sc["split"]
+    skipped = "".join(f"<li>{html.escape(s['method'])}: {html.escape(s['reason'])}</li>" for s in result.skipped)
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>unlearn-audit bench report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
+td:first-child,th:first-child,td:nth-child(2){{text-align:left}}code{{background:#f4f4f4;padding:1px 3px}}
+.legend{{white-space:pre-wrap;font-size:13px;color:#444}}</style></head><body>
+<h1>Unlearning method comparison</h1>
+<p>Dataset <code>{html.escape(sc['dataset'])}</code> (fingerprint {sc['dataset_fingerprint']}), forget
+<code>{html.escape(split['forget_spec'])}</code>: {split['forget']} forget, {split['retain']} retain,
+{split['heldout']} held-out, {split['test']} test examples (split {split['fingerprint']}).
+Architecture <code>{html.escape(sc['recipe']['arch'])}</code>, {sc['recipe']['epochs']} epochs; seeds {sc['seeds']};
+retrained references seeds {sc['reference_seeds']}; queries {', '.join(sc['queries'])}; device {sc['device']}.</p>
+{bench_table(result, metrics, tablefmt="html")}
+<p class="legend">{html.escape(LEGEND.format(n=len(sc['seeds']), k=result.references.get('count', 0)))}</p>
+{'<h3>Skipped</h3><ul>' + skipped + '</ul>' if skipped else ''}
+<h2>ROC curves</h2>
+<p>Offline LiRA scores of forget (positive) against held-out (negative) examples, pooled over seeds.
+A method that forgot like retraining follows the retrained row; curves above it at low FPR mean
+forget examples are still recognisable.</p>
+<img alt="log-log ROC curves" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+</body></html>
+"""
+    return atomic_write_text(out_dir / "index.html", body)
