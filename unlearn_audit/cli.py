@@ -115,7 +115,7 @@ def train(config_path, out, on, **flags):
 @main.command()
 @_scenario_options
 @click.option("--methods", help="Comma-separated method names, or 'all' (every method that supports the "
-                                "scenario). Overrides bench.methods. Default: retrain,finetune,neggrad.")
+                                "scenario). Overrides bench.methods. Default: all.")
 @click.option("--references", type=int, help="Number of original models (seeds) each method is applied to. "
                                              "Overrides bench.references (default 3).")
 @click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",

@@ -1,0 +1,77 @@
+"""bench: the audit separates originals from retrained models, and the artefacts are complete."""
+
+import dataclasses
+import json
+
+import pytest
+
+from unlearn_audit import api
+from unlearn_audit.bench import METRICS
+from unlearn_audit.config import BenchConfig, Config, RunConfig, apply_overrides
+from unlearn_audit.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    config = dataclasses.replace(
+        Config(),
+        run=RunConfig(device="cpu", store=str(tmp / "store")),
+        bench=BenchConfig(methods=("retrain", "finetune"), references=3, out=str(tmp / "out")),
+    )
+    result, path = api.bench(config, progress=False, report_dir=tmp / "report")
+    return result, path, tmp
+
+
+def _row(result, name):
+    return next(r for r in result.summary if r["method"] == name)
+
+
+def test_audit_tells_original_from_retrained(bench_run):
+    result, _, _ = bench_run
+    original, retrain = _row(result, "original"), _row(result, "retrain")
+    # the forget set is still recognisable in the originals, not in models retrained without it
+    assert original["lira_auc"]["mean"] > retrain["lira_auc"]["mean"] + 0.05
+    assert original["ulira_acc"]["mean"] > retrain["ulira_acc"]["mean"] + 0.05
+    assert abs(retrain["ulira_acc"]["mean"] - 0.5) < 0.1
+    assert original["UA"]["mean"] < retrain["UA"]["mean"]
+    assert retrain["gap"]["mean"] < original["gap"]["mean"]
+
+
+def test_results_json_is_complete(bench_run):
+    result, path, _ = bench_run
+    data = json.loads(path.read_text())
+    assert [r["method"] for r in data["summary"]] == ["original", "retrain", "finetune"]
+    for row in data["summary"]:
+        for key, *_ in METRICS:
+            assert key in row
+    assert len(data["runs"]) == 3 * 3
+    assert data["scenario"]["split"]["fingerprint"] and data["scenario"]["recipe_fingerprint"]
+    assert data["config"]["bench"]["references"] == 3
+    assert {m["name"]: m["data_access"] for m in data["methods"]} == {
+        "retrain": "retain-only", "finetune": "forget+retain"}
+
+
+def test_html_report(bench_run):
+    _, _, tmp = bench_run
+    page = (tmp / "report" / "index.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page and "finetune" in page
+    assert (tmp / "report" / "roc.png").stat().st_size > 1000
+
+
+def test_all_skips_methods_that_do_not_support_the_scenario():
+    from unlearn_audit.bench import select_methods
+
+    chosen, skipped = select_methods(Config(), "random")
+    names = {m.name for m in chosen}
+    assert "delete" not in names and "unsir" not in names
+    assert {s["method"] for s in skipped} >= {"delete", "unsir"}
+    assert all("only" in s["reason"] for s in skipped)
+    with pytest.raises(ConfigError, match="'unsir' supports class"):
+        select_methods(apply_overrides(Config(), methods="unsir"), "random")
+
+
+def test_dataset_budgets_apply_to_digits_only():
+    assert Config().methods["sfron"]["iterations"] == 300
+    cifar = apply_overrides(Config(), dataset="cifar10")
+    assert "sfron" not in cifar.methods and cifar.train.arch == "resnet18"
