@@ -24,14 +24,12 @@ Helpers the influence-based methods already define in :mod:`~unlearn_audit.metho
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods._influence import (  # noqa: F401  (re-exported: one definition each)
@@ -192,9 +190,8 @@ class MaskedUpdate:
 
     ``mask_grads`` (a ``grad_transform``) multiplies gradients by the mask; ``restore`` (an
     ``after_step``) copies the masked-out weights back to their values when this object was built
-    (θ_o), so weight decay and momentum cannot move them; inside :meth:`zeroing_optimizer_state` the
-    masked-out entries of every optimiser state tensor (SGD momentum, Adam moments) are zeroed
-    after each optimiser step. The net effect is θ_u = m ⊙ θ + (1 − m) ⊙ θ_o.
+    (θ_o) and zeroes their entries in every optimiser state tensor (SGD momentum, Adam moments), so
+    weight decay and momentum cannot move them. The net effect is θ_u = m ⊙ θ + (1 − m) ⊙ θ_o.
     """
 
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
@@ -207,34 +204,13 @@ class MaskedUpdate:
                 p.grad.mul_(m)
 
     @torch.no_grad()
-    def restore(self, _step: int | None = None) -> None:
+    def restore(self, _step: int | None = None, optimizer: torch.optim.Optimizer | None = None) -> None:
         for (p, m), a in zip(self.entries, self.anchors):
             p.copy_(torch.where(m, p, a))
-
-    @contextlib.contextmanager
-    def zeroing_optimizer_state(self):
-        """While active, zero the masked-out optimiser state of these parameters after every step.
-
-        ``Unlearner.run`` builds its optimiser internally, so this uses torch's global
-        optimizer-step post-hook and acts only on optimisers that own these parameters.
-        """
-        by_id = {id(p): m for p, m in self.entries}
-
-        def hook(optimizer, _args, _kwargs):
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    m = by_id.get(id(p))
-                    if m is None:
-                        continue
-                    for value in optimizer.state.get(p, {}).values():
-                        if torch.is_tensor(value) and value.shape == p.shape:
-                            value.masked_fill_(~m, 0)
-
-        handle = register_optimizer_step_post_hook(hook)
-        try:
-            yield self
-        finally:
-            handle.remove()
+            if optimizer is not None:
+                for value in optimizer.state.get(p, {}).values():
+                    if torch.is_tensor(value) and value.shape == p.shape:
+                        value.masked_fill_(~m, 0)
 
 
 # -- layers ---------------------------------------------------------------------------------------

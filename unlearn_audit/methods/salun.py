@@ -44,6 +44,5 @@ class SalUn(Unlearner):
         step_loss, n_steps = alternating_relabel_loss(
             model, self.stream(task.forget, task, stream=1), self.stream(task.retain, task, stream=0),
             task.num_classes, self.generator(task, 2), self.hp["epochs"])
-        with masked.zeroing_optimizer_state():
-            return self.run(model, task, step_loss, n_steps,
-                            grad_transform=masked.mask_grads, after_step=masked.restore)
+        return self.run(model, task, step_loss, n_steps,
+                        grad_transform=masked.mask_grads, after_step=masked.restore)

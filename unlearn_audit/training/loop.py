@@ -184,15 +184,16 @@ def optimize(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     grad_transform: Callable[[], None] | None = None,
     clip_norm: float | None = None,
-    after_step: Callable[[int], None] | None = None,
+    after_step: Callable[[int, torch.optim.Optimizer], None] | None = None,
     should_stop: Callable[[int, float], bool] | None = None,
     where: str = "training",
     progress=None,
 ) -> nn.Module:
     """Run ``n_steps`` optimiser steps on ``step_loss(step)``; the model is left in train mode.
 
-    ``grad_transform`` edits gradients in place before clipping (saliency masks); ``after_step``
-    runs after the optimiser step (restoring masked weights, projections). ``should_stop(step,
+    ``grad_transform`` edits gradients in place before clipping (saliency masks);
+    ``after_step(step, optimizer)`` runs after the optimiser step (restoring masked weights and
+    their optimiser state, projections). ``should_stop(step,
     loss)`` ends the run early when it returns True (stopping rules of unbounded objectives); it
     costs one device synchronisation per step, so it is only evaluated when given. ``progress`` is
     an optional tqdm bar advanced once per step.
@@ -214,7 +215,7 @@ def optimize(
         if scheduler is not None:
             scheduler.step()
         if after_step is not None:
-            after_step(step)
+            after_step(step, optimizer)
         if progress is not None:
             progress.update(1)
         if should_stop is not None and should_stop(step, loss.detach().float().item()):
