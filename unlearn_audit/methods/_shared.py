@@ -16,10 +16,8 @@ an optimiser of its own.
 * layers: :func:`parameterised_layers`, :func:`last_layers`, :func:`replace_module`,
   :func:`freeze_norm_stats`.
 
-Helpers the influence-based methods already define in :mod:`~unlearn_audit.methods._influence` —
-``kl_to_target`` (KL(q ‖ softmax(z/T))), ``per_sample_grads`` (``torch.func`` ``vmap(grad)``),
-``squared_grad_importance`` (the batch-gradient diagonal-Fisher proxy SFR-on uses) and
-``frozen_except`` — are re-exported from there rather than defined twice.
+Gradient, Fisher and influence helpers (``per_sample_grads``, ``squared_grad_importance``,
+``frozen_except``, ``kl_to_target``) live in :mod:`~unlearn_audit.methods._influence`.
 """
 
 from __future__ import annotations
@@ -32,9 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearn_audit.errors import ConfigError
-from unlearn_audit.methods._influence import (  # noqa: F401  (re-exported: one definition each)
-    frozen_except, kl_to_target, per_sample_grads, squared_grad_importance,
-)
+from unlearn_audit.methods._influence import kl_to_target
 from unlearn_audit.training.loop import Accelerator, BatchStream, predict_logits
 
 _NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)

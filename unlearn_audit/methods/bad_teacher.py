@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import cached_logits, frozen_copy, kl_to_target, random_init_copy
+from unlearn_audit.methods._influence import kl_to_target
+from unlearn_audit.methods._shared import cached_logits, frozen_copy, random_init_copy
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import BatchStream
 

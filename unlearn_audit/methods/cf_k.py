@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import frozen_except, last_layers
+from unlearn_audit.methods._influence import frozen_except
+from unlearn_audit.methods._shared import last_layers
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import cached_logits, freeze_norm_stats, kl_to_target
+from unlearn_audit.methods._influence import kl_to_target
+from unlearn_audit.methods._shared import cached_logits, freeze_norm_stats
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import BatchStream
 

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import MaskedUpdate, squared_grad_importance
+from unlearn_audit.methods._influence import squared_grad_importance
+from unlearn_audit.methods._shared import MaskedUpdate
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 
