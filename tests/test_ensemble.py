@@ -12,7 +12,12 @@ from torch import nn
 
 from unlearn_audit.models.zoo import register_arch
 from unlearn_audit.training import Recipe, accuracy, train_model
-from unlearn_audit.training.ensemble import Stack, ensemble_logits, train_ensemble, vectorise_problem
+from unlearn_audit.training.ensemble import (
+    Stack,
+    ensemble_logits,
+    train_ensemble,
+    vectorise_problem,
+)
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,13 @@ import torch
 
 from unlearn_audit.bank import BankSpec, build_bank, load_bank
 from unlearn_audit.data import make_split
-from unlearn_audit.signals import SignalSet, apply_query, bank_signals, compute_logits, parse_queries
+from unlearn_audit.signals import (
+    SignalSet,
+    apply_query,
+    bank_signals,
+    compute_logits,
+    parse_queries,
+)
 from unlearn_audit.store import Store
 from unlearn_audit.training import Recipe
 from unlearn_audit.training.loop import predict_logits

@@ -19,8 +19,8 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class TrainData:
     recipe: Recipe
     num_classes: int
     store_root: str
-    accel: Accelerator = Accelerator()
+    accel: Accelerator = field(default_factory=Accelerator)
     ensemble: bool = True
 
 

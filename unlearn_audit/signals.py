@@ -60,7 +60,7 @@ class SignalSet:
     modified_entropy: np.ndarray
 
     @classmethod
-    def from_logits(cls, logits: np.ndarray, labels: np.ndarray) -> "SignalSet":
+    def from_logits(cls, logits: np.ndarray, labels: np.ndarray) -> SignalSet:
         """``logits`` (..., N, Q, C); ``labels`` (N,)."""
         logits = np.asarray(logits, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.int64)[:, None]  # broadcast over queries
@@ -87,7 +87,7 @@ class SignalSet:
     def shape(self) -> tuple[int, ...]:
         return self.phi.shape
 
-    def take(self, index, axis: int = -2) -> "SignalSet":
+    def take(self, index, axis: int = -2) -> SignalSet:
         """Select examples (default axis: N) from every field."""
         return SignalSet(**{f.name: np.take(getattr(self, f.name), index, axis=axis) for f in fields(self)})
 

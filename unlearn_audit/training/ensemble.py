@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -95,7 +95,7 @@ def vectorise_problem(model: nn.Module, input_shape: tuple[int, ...]) -> str | N
 
         vmap(grad(loss), randomness="different")(stack.params, stack.state, x, y)
         return None
-    except Exception as err:  # any failure means: train this architecture one model at a time
+    except Exception as err:  # noqa: BLE001 — any failure means: train one model at a time
         return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
@@ -172,8 +172,8 @@ class _Plan:
     lr: torch.Tensor  # (K, steps): each member's learning rate, 0 once it is done
     steps: list[int]  # each member's own number of steps
 
-    def to(self, device) -> "_Plan":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device) -> _Plan:
+        move = lambda t: None if t is None else t.to(device)
         return _Plan(move(self.index), move(self.flip), move(self.shift), move(self.lr), self.steps)
 
 
@@ -269,6 +269,7 @@ def train_ensemble(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, subsets: Se
     step_grads = vmap(grad(member_loss, has_aux=True), randomness="different")
     k, total = plan.lr.shape
     check_every = max(1, min(plan.steps) // epochs)  # about once per epoch
+    finished = (torch.arange(total)[None, :] >= torch.tensor(plan.steps)[:, None]).to(dev)  # (K, steps)
     finite = torch.ones(k, dtype=torch.bool, device=dev)
     for step in range(total):
         idx = plan.index[:, step]  # (K, B)
@@ -283,7 +284,7 @@ def train_ensemble(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, subsets: Se
             t_done = stack.state[n]
             t_done[done] = t
         opt.step(stack.params, grads, plan.lr[:, step])
-        finite &= torch.isfinite(losses) | torch.tensor([step >= s for s in plan.steps], device=dev)
+        finite &= torch.isfinite(losses) | finished[:, step]
         if (step + 1) % check_every == 0 or step + 1 == total:
             _check_finite(finite, seeds)
     return stack.unstack()
@@ -317,7 +318,7 @@ def ensemble_logits(models: Sequence[nn.Module], x: torch.Tensor, accel: Acceler
             with accel.autocast():
                 outs.append(fwd(stack.params, stack.state, accel.prepare_inputs(x[i:i + batch_size])).float())
         return torch.cat(outs, dim=1) if outs else torch.empty(len(models), 0, device=accel.device)
-    except Exception as err:  # architectures vmap cannot handle
+    except Exception as err:  # noqa: BLE001 — architectures vmap cannot handle
         log.warning("stacked inference failed (%s: %s); running the %d models one by one",
                     type(err).__name__, err, len(models))
         return torch.stack([predict_logits(m, x, accel, batch_size) for m in models])
