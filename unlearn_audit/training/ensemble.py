@@ -304,11 +304,14 @@ def ensemble_logits(models: Sequence[nn.Module], x: torch.Tensor, accel: Acceler
                     batch_size: int = 1024) -> torch.Tensor:
     """Logits (M, N, C), float32, of every model (eval mode) on ``x``, one stacked forward per batch.
 
-    Falls back to one forward per model when the architecture cannot be vectorised.
+    Falls back to one forward per model for mixed architectures or ones that cannot be vectorised.
     """
     from unlearn_audit.training.loop import predict_logits
 
     models = [accel.prepare_model(m).eval() for m in models]
+    shapes = [[(n, t.shape) for n, t in m.state_dict().items()] for m in models]
+    if any(type(m) is not type(models[0]) or s != shapes[0] for m, s in zip(models, shapes)):
+        return torch.stack([predict_logits(m, x, accel, batch_size) for m in models])  # mixed architectures
     try:
         stack = Stack(models)
         stack.base.eval()
