@@ -187,3 +187,23 @@ def test_config_errors_name_the_key(run, tmp_path):
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
     cfg.write_text("[data\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "not valid TOML")
+
+
+def test_refs_build_resumes_and_lists(run, tmp_path):
+    store = str(tmp_path / "store")
+    runner = CliRunner()
+    first = runner.invoke(main, ["refs", "build", "--kind", "shadow", "--count", "2", "--epochs", "2",
+                                 "--store", store, "--quiet"])
+    assert first.exit_code == 0, first.output
+    assert "2 trained, 0 reused" in first.output
+    again = runner.invoke(main, ["refs", "build", "--kind", "shadow", "--count", "2", "--epochs", "2",
+                                 "--store", store, "--quiet"])
+    assert "0 trained, 2 reused" in again.output
+    listing = runner.invoke(main, ["refs", "list", "--store", store])
+    assert listing.exit_code == 0 and "shadow" in listing.output and "2/2" in listing.output
+
+
+def test_refs_build_odd_shadow_count(tmp_path):
+    result = CliRunner().invoke(main, ["refs", "build", "--kind", "shadow", "--count", "3",
+                                       "--store", str(tmp_path / "s")])
+    assert_bad_input(result, "even number", "use 4")

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 import torch
 
-from unlearn_audit.config import Config
+from unlearn_audit.bank import build_bank, load_bank
+from unlearn_audit.config import Config, apply_overrides
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import CorruptEntryError, Store
 
@@ -66,15 +67,19 @@ def test_interrupted_write_leaves_no_entry(tmp_path):
 def test_second_run_loads_instead_of_training(tmp_path):
     scenario = Scenario.from_config(Config(), store=Store(tmp_path))
     scenario.recipe = scenario.recipe.replace(epochs=2)
-    first, cached1 = scenario.original(seed=0)
-    second, cached2 = scenario.original(seed=0)
-    assert (cached1, cached2) == (False, True)
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
-        assert torch.equal(a, b)
-    # a different seed is a different entry
-    _, cached3 = scenario.original(seed=1)
-    assert not cached3
-    assert len(list(Store(tmp_path).entries())) == 2
+    spec = scenario.bank_spec("original", 2)
+    first = build_bank(scenario.store, spec, progress=False)
+    second = build_bank(scenario.store, spec, progress=False)
+    assert (len(first.trained), first.reused) == (2, 0)
+    assert (len(second.trained), second.reused) == (0, 2)
+    a, b = scenario.bank("original", 2).models, load_bank(scenario.store, spec).models
+    for ma, mb in zip(a, b):
+        assert all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values()))
+    # the same pool with another forget spec reuses the originals; a retrain bank is new work
+    other = Scenario.from_config(apply_overrides(Config(), forget="class:3"), store=Store(tmp_path))
+    other.recipe = scenario.recipe
+    assert build_bank(other.store, other.bank_spec("original", 2), progress=False).reused == 2
+    assert build_bank(other.store, other.bank_spec("retrain", 1), progress=False).reused == 0
 
 
 def test_unusable_store_location(tmp_path):

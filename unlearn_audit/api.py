@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from unlearn_audit._io import atomic_write_json, ensure_writable_dir
+from unlearn_audit.bank import build_bank, list_banks
 from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
@@ -21,6 +22,7 @@ from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.scenario import Scenario
+from unlearn_audit.store import Store
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -37,15 +39,33 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
     retain set (``on="retain"``, a retrained reference) and save a checkpoint to ``out``."""
     out = check_output_file(out)
     scenario = Scenario.from_config(config)
-    indices = {"pool": scenario.split.pool, "retain": scenario.split.retain}.get(on)
-    if indices is None:
+    kind = {"pool": "original", "retain": "retrain"}.get(on)
+    if kind is None:
         raise ConfigError(f"--on must be pool or retain, got {on!r}")
-    model, cached = scenario.trained_model(indices, config.run.seed)
+    spec = scenario.bank_spec(kind, 1)
+    cached = all(scenario.store.has(key) for key in spec.model_keys(scenario.store))
+    model = scenario.bank(kind, 1, progress=progress).models[0]
     metrics = evaluate(model, scenario)
     meta = {"scenario": scenario.describe(), "trained_on": on, "seed": config.run.seed, "metrics": metrics}
     save_checkpoint(out, model, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
                     input_shape=scenario.dataset.input_shape, meta=meta)
     return {"out": str(out), "cached": cached, **meta}
+
+
+def build_references(config: Config, kind: str, count: int, *, backend: str = "local",
+                     workers: int | None = None, chunk_size: int | None = None, gpus_per_task: float = 0.0,
+                     ensemble: bool = True, progress: bool = True) -> dict:
+    """Build or complete a bank of reference models in the store (see :mod:`unlearn_audit.bank`)."""
+    scenario = Scenario.from_config(config)
+    spec = scenario.bank_spec(kind, count)
+    result = build_bank(scenario.store, spec, accel=scenario.accel, backend=backend, workers=workers,
+                        chunk_size=chunk_size, gpus_per_task=gpus_per_task, ensemble=ensemble, progress=progress)
+    return {**result.to_dict(), "store": str(scenario.store.root), **spec.describe()}
+
+
+def list_references(store_root: str | Path | None) -> list[dict]:
+    """Every bank the store holds (kind, dataset, forget spec, models present / count, accuracy, size)."""
+    return list_banks(Store(store_root))
 
 
 def bench(config: Config, *, progress: bool = True, report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:

@@ -10,8 +10,8 @@ in model m's training set. Kinds:
   argsort(uniform(N, |D|), axis=0) < N/2``, so every example is IN for exactly N/2 models
   (N must be even).
 
-Each model is its own store entry, keyed by (dataset fingerprint, split fingerprint, recipe
-fingerprint, model seed, membership-row hash, trainer version, bank kind); the bank entry beside
+Each model is its own store entry, keyed by (dataset fingerprint, pool hash, recipe fingerprint,
+model seed, membership-row hash, trainer version, bank kind); the bank entry beside
 them holds ``keep`` and the seeds. :func:`build_bank` trains only the models the store lacks — a run
 stopped by Ctrl-C or SIGKILL resumes where it stopped, and an entry whose payload no longer matches
 its hash is rebuilt with a warning. :func:`load_bank` returns the models and ``keep``;
@@ -98,9 +98,11 @@ class BankSpec:
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFF_FFFF
 
     def model_fields(self, i: int) -> dict:
+        # The pool and the membership row pin down the training set exactly, so an original model
+        # is shared by every forget spec over the same pool (the split fingerprint would not be).
         return {
             "kind": "bank-model", "bank": self.kind, "dataset": self.dataset.fingerprint,
-            "split": self.split.fingerprint, "recipe": self.recipe.fingerprint,
+            "pool": _row_hash(self.split.pool), "recipe": self.recipe.fingerprint,
             "seed": self.model_seed(i), "membership": _row_hash(self.keep[i]), "trainer": TRAINER_VERSION,
         }
 

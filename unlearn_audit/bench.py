@@ -1,8 +1,9 @@
 """The method comparison behind ``unlearn-audit bench``.
 
-Every selected method is applied to K original models (seeds ``run.seed … run.seed+K−1``, trained
-on the pool D and cached in the store). K retrained reference models (trained on the retain set R
-with their own seeds, also cached) are the yardstick. Each result is audited on the same footing
+Every selected method is applied to K original models (an ``original`` bank: trained on the pool D,
+cached in the store), with method seeds ``run.seed … run.seed+K−1``. K retrained reference models
+(a ``retrain`` bank: trained on the retain set R with their own seeds, also cached) are the
+yardstick. Each result is audited on the same footing
 (:mod:`unlearn_audit.audit`): UA / RA / TA, MIA-Efficacy, the loss-threshold and offline-LiRA
 attacks on forget vs held-out examples, the average gap to the retrained references, and per
 method the U-LiRA balanced accuracy and the NeurIPS 2023 ε̂ forget score. The table reports mean
@@ -25,10 +26,6 @@ from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, Unlearner, get_method
 from unlearn_audit.scenario import Scenario
-
-#: Retrained references use seeds run.seed + k + this offset, so they never coincide with the
-#: originals' seeds nor with what the `retrain` method trains.
-REFERENCE_SEED_OFFSET = 50_000
 
 # (key, column title, format, per-model?) in table order; per-group metrics have no spread.
 METRICS = (
@@ -123,16 +120,15 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     if not methods:
         raise ConfigError("no selected method supports this scenario; see `unlearn-audit methods`")
     queries = default_queries(scenario.recipe.augment)
-    seeds = [config.run.seed + k for k in range(config.bench.references)]
-    bar = tqdm(total=len(seeds) * (len(methods) + 2), desc="bench", unit="model", disable=not progress)
-
-    references = []
-    for seed in seeds:
-        bar.set_postfix_str(f"retrained reference {seed}")
-        ref, _ = scenario.retrained(seed + REFERENCE_SEED_OFFSET)
-        references.append(model_signals(ref, scenario, queries))
-        bar.update(1)
+    k = config.bench.references
+    # Original and retrained banks draw model seeds from (kind, run.seed, index): they never share
+    # an initialisation with each other or with what the `retrain` method trains.
+    originals = scenario.bank("original", k, progress=progress)
+    reference_bank = scenario.bank("retrain", k, progress=progress)
+    references = [model_signals(m, scenario, queries) for m in reference_bank.models]
     profile = reference_profile(references)
+    seeds = [config.run.seed + i for i in range(k)]  # the methods' own randomness
+    bar = tqdm(total=k * (len(methods) + 1), desc="bench", unit="run", disable=not progress)
 
     names = ["original"] + [m.name for m in methods]
     signals: dict[str, list] = {name: [] for name in names}
@@ -146,9 +142,8 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
         for part in ("forget", "heldout"):
             scores[name][part].extend(lira[part])
 
-    for seed in seeds:
+    for seed, original in zip(seeds, originals.models):
         bar.set_postfix_str(f"original seed {seed}")
-        original, _ = scenario.original(seed)
         record("original", seed, original, float("nan"))
         bar.update(1)
         task = scenario.task(seed)
@@ -163,7 +158,8 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     groups = {name: audit_group(signals[name], references) for name in names}
     return BenchResult(
         scenario={**scenario.describe(), "seeds": seeds, "queries": list(queries),
-                  "reference_seeds": [s + REFERENCE_SEED_OFFSET for s in seeds],
+                  "original_model_seeds": originals.seeds.tolist(),
+                  "reference_seeds": reference_bank.seeds.tolist(),
                   "config_source": config.source},
         methods=[m.describe() | {"params": m.hp} for m in methods],
         runs=runs,

@@ -177,6 +177,65 @@ def unlearn(config_path, method, model_path, out, params, **flags):
                f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
 
 
+@main.group()
+def refs():
+    """Reference-model banks in the store: build them ahead of an audit, list what is there."""
+
+
+@refs.command("build")
+@_scenario_options
+@click.option("--kind", type=click.Choice(["original", "retrain", "shadow"]), required=True,
+              help="original: trained on the training pool D; retrain: on the retain set D \\ F; shadow: on "
+                   "balanced random halves of D (every example IN for exactly half the models).")
+@click.option("--count", type=int, required=True, help="Number of models in the bank (even for shadow banks).")
+@click.option("--backend", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True,
+              help="local: in this process (vectorised ensembles); process: a pool of single-threaded worker "
+                   "processes; ray: Ray tasks (pip install 'unlearn-audit[ray]').")
+@click.option("--workers", type=int, help="Parallel workers for the process and ray backends (default: CPU count).")
+@click.option("--chunk-size", type=int, help="Models trained together as one ensemble / one task (default 16).")
+@click.option("--gpus-per-task", type=float, default=0.0, show_default=True, help="GPU fraction per Ray task.")
+@click.option("--no-ensemble", is_flag=True, help="Train models one by one instead of as vectorised ensembles.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_handle_errors
+def refs_build(config_path, kind, count, backend, workers, chunk_size, gpus_per_task, no_ensemble, quiet, **flags):
+    """Build a bank of reference models, or complete it: models already in the store are reused,
+    an interrupted build resumes where it stopped, and a corrupt entry is retrained."""
+    from unlearn_audit import api
+
+    info = api.build_references(_config(config_path, **flags), kind, count, backend=backend, workers=workers,
+                                chunk_size=chunk_size, gpus_per_task=gpus_per_task, ensemble=not no_ensemble,
+                                progress=not quiet)
+    acc = info["mean_accuracy"]
+    click.echo(f"{kind} bank of {count} ({info['dataset']}, {info['arch']}, forget {info['forget']}): "
+               f"{info['trained']} trained, {info['reused']} reused, {info['rebuilt']} rebuilt in {info['seconds']:.1f} s"
+               + (f"; mean test accuracy of new models {100 * acc:.1f}%" if acc is not None else ""))
+
+
+@refs.command("list")
+@click.option("--store", type=click.Path(file_okay=False),
+              help="Model store directory. Default: $UNLEARN_AUDIT_STORE or ~/.cache/unlearn-audit.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_handle_errors
+def refs_list(store, as_json):
+    """List the banks in the store: kind, dataset, forget spec, models present / count, accuracy, size."""
+    from tabulate import tabulate
+
+    from unlearn_audit import api
+
+    rows = api.list_references(store)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("the store holds no bank yet; build one with `unlearn-audit refs build`")
+        return
+    table = [[r["kind"], r["dataset"], r["forget"], r["arch"], r["seed"], f"{r['models']}/{r['count']}",
+              "—" if r["mean_accuracy"] is None else f"{100 * r['mean_accuracy']:.1f}%",
+              f"{r['bytes'] / 1e6:.1f} MB", r["key"][:12]] for r in rows]
+    click.echo(tabulate(table, headers=["Kind", "Dataset", "Forget", "Arch", "Seed", "Models", "Test acc",
+                                        "Size", "Key"], tablefmt="simple"))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def methods(as_json):
@@ -192,7 +251,7 @@ def methods(as_json):
     rows = [[i["name"], i["data_access"], ",".join(i["scenarios"]), i["spec"],
              ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]] for i in infos]
     click.echo(tabulate(rows, headers=["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
-                        tablefmt="simple", maxcolwidths=[None, None, None, None, 50, 50]))
+                        tablefmt="simple", maxcolwidths=[None, None, 12, 22, 50, 50]))
 
 
 @main.command()

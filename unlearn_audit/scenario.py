@@ -1,19 +1,19 @@
 """A resolved scenario: dataset + split + recipe + device + store, and the models built from them.
 
-:class:`Scenario` is what every command works on. It trains original (on D) and retrained (on R)
-models through the store, so running the same thing twice loads instead of retraining, and builds
-the :class:`~unlearn_audit.methods.UnlearningTask` a method receives.
+:class:`Scenario` is what every command works on. Its models come from banks in the store
+(:mod:`unlearn_audit.bank`) — originals trained on D, retrained references on R — so running the
+same thing twice loads instead of retraining; it also builds the
+:class:`~unlearn_audit.methods.UnlearningTask` a method receives.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
+from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
@@ -21,7 +21,6 @@ from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
 from unlearn_audit.training.loop import Accelerator
 from unlearn_audit.training.recipe import Recipe
-from unlearn_audit.training.trainer import TRAINER_VERSION, train_model
 
 
 def resolve_arch(recipe: Recipe, dataset: Dataset) -> Recipe:
@@ -30,10 +29,6 @@ def resolve_arch(recipe: Recipe, dataset: Dataset) -> Recipe:
         return recipe
     shape = dataset.input_shape
     return recipe.replace(arch="cnn" if len(shape) == 3 and min(shape[1:]) >= 8 else "mlp")
-
-
-def indices_hash(indices: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 @dataclass
@@ -82,40 +77,15 @@ class Scenario:
             "store": str(self.store.root),
         }
 
-    # -- models ------------------------------------------------------------------------------
-    def model_fields(self, train_indices: np.ndarray, seed: int) -> dict:
-        """Store key fields of a model trained with this scenario's recipe on ``train_indices``."""
-        return {
-            "kind": "model",
-            "dataset": self.dataset.fingerprint,
-            "train_indices": indices_hash(train_indices),
-            "n_train": int(len(train_indices)),
-            "recipe": self.recipe.fingerprint,
-            "seed": int(seed),
-            "trainer": TRAINER_VERSION,
-        }
+    # -- models ----------------------------------------------------------------------------
+    def bank_spec(self, kind: str, count: int, seed: int | None = None) -> BankSpec:
+        return BankSpec(self.dataset, self.split, self.recipe, kind=kind, count=count,
+                        seed=self.config.run.seed if seed is None else seed)
 
-    def trained_model(self, train_indices: np.ndarray, seed: int, progress=None) -> tuple[nn.Module, bool]:
-        """Train (or load from the store) a model on ``train_indices``; returns ``(model, cached)``."""
-        fields = self.model_fields(train_indices, seed)
-
-        def build():
-            data = self.tensors(train_indices)
-            model = train_model(self.recipe, data.x, data.y, num_classes=self.dataset.num_classes,
-                                seed=seed, accel=self.accel, progress=progress)
-            return model.state_dict()
-
-        state, cached = self.store.get_or_create(
-            fields, "model", build,
-            extra=lambda _: {"arch": self.recipe.arch, "dataset": self.dataset.name,
-                             "recipe": self.recipe.to_dict()},
-        )
-        model = build_model(self.recipe.arch, self.dataset.num_classes, self.dataset.input_shape)
-        model.load_state_dict(state)
-        return self.accel.prepare_model(model).eval(), cached
-
-    def original(self, seed: int, progress=None) -> tuple[nn.Module, bool]:
-        return self.trained_model(self.split.pool, seed, progress)
-
-    def retrained(self, seed: int, progress=None) -> tuple[nn.Module, bool]:
-        return self.trained_model(self.split.retain, seed, progress)
+    def bank(self, kind: str, count: int, *, seed: int | None = None, progress: bool = False,
+             backend: str = "local") -> Bank:
+        """Build (only what the store lacks) and load a bank: ``original`` models trained on D,
+        ``retrain`` models on R, or ``shadow`` models on balanced halves of D."""
+        spec = self.bank_spec(kind, count, seed)
+        build_bank(self.store, spec, accel=self.accel, backend=backend, progress=progress)
+        return load_bank(self.store, spec, accel=self.accel)

@@ -73,7 +73,7 @@ td:first-child,th:first-child,td:nth-child(2){{text-align:left}}code{{background
 <code>{html.escape(split['forget_spec'])}</code>: {split['forget']} forget, {split['retain']} retain,
 {split['heldout']} held-out, {split['test']} test examples (split {split['fingerprint']}).
 Architecture <code>{html.escape(sc['recipe']['arch'])}</code>, {sc['recipe']['epochs']} epochs; seeds {sc['seeds']};
-retrained references seeds {sc['reference_seeds']}; queries {', '.join(sc['queries'])}; device {sc['device']}.</p>
+original model seeds {sc['original_model_seeds']}; retrained reference seeds {sc['reference_seeds']}; queries {', '.join(sc['queries'])}; device {sc['device']}.</p>
 {bench_table(result, metrics, tablefmt="html")}
 <p class="legend">{html.escape(LEGEND.format(n=len(sc['seeds']), k=result.references.get('count', 0)))}</p>
 {'<h3>Skipped</h3><ul>' + skipped + '</ul>' if skipped else ''}
