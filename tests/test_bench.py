@@ -71,7 +71,7 @@ def test_all_skips_methods_that_do_not_support_the_scenario():
         select_methods(apply_overrides(Config(), methods="unsir"), "random")
 
 
-def test_dataset_budgets_apply_to_digits_only():
-    assert Config().methods["sfron"]["iterations"] == 300
+def test_changing_dataset_switches_to_its_recipe():
     cifar = apply_overrides(Config(), dataset="cifar10")
-    assert "sfron" not in cifar.methods and cifar.train.arch == "resnet18"
+    assert cifar.train.arch == "resnet18" and cifar.train.augment == "flip-crop"
+    assert apply_overrides(Config(), dataset="cifar10", arch="mlp").train.arch == "mlp"

@@ -7,8 +7,7 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last
     [bench]    methods (default: all), references, out
-    [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``); a dataset may
-               lower a few published CIFAR budgets (:data:`DATASET_METHOD_BUDGETS`)
+    [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
 Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
 keys of the same meaning. With neither a file nor ``--dataset`` the embedded digits scenario is used.
@@ -31,25 +30,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_METHODS = ("all",)
-
-# Published method defaults are CIFAR budgets. A few are fixed iteration counts that would dwarf
-# everything else on a tiny dataset; scenarios of that scale lower them (user values still win).
-# Recorded with every result, listed in the README.
-DATASET_METHOD_BUDGETS: dict[str, dict[str, dict]] = {
-    "digits": {
-        "sfron": {"iterations": 300},        # published: 1,500 iterations (≈ 75 digits epochs at 300)
-        "megu_style": {"noise_copies": 20},  # published (UNSIR schedule): 80 copies of the noise batch
-    },
-}
-
-
-def merge_method_params(dataset: str, methods: dict[str, dict]) -> dict[str, dict]:
-    """The dataset's budget overrides under the user's method parameters."""
-    merged = {name: dict(params) for name, params in DATASET_METHOD_BUDGETS.get(dataset, {}).items()}
-    for name, params in methods.items():
-        merged.setdefault(name, {}).update(params)
-    return merged
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -102,7 +82,7 @@ class Config:
     train: Recipe = field(default_factory=lambda: DEFAULT_RECIPES["digits"])
     run: RunConfig = field(default_factory=RunConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
-    methods: dict[str, dict[str, Any]] = field(default_factory=lambda: merge_method_params("digits", {}))
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "embedded digits scenario"
 
     def to_dict(self) -> dict:
@@ -188,7 +168,7 @@ def config_from_dict(raw: dict, source: str) -> Config:
         train=_recipe(raw.get("train", {}), data.dataset),
         run=_build("run", RunConfig, raw.get("run", {})),
         bench=_build("bench", BenchConfig, raw.get("bench", {})),
-        methods=merge_method_params(data.dataset, methods),
+        methods={k: dict(v) for k, v in methods.items()},
         source=source,
     )
 
@@ -247,5 +227,4 @@ def apply_overrides(config: Config, **flags) -> Config:
             if flags.get(key) is not None:
                 default_train[key] = flags[key]
         raw["train"] = default_train
-        raw["methods"] = {}  # the embedded scenario's budgets belong to digits
     return config_from_dict(raw, config.source if not dataset_changed else f"{config.source} + --dataset")
