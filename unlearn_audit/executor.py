@@ -144,8 +144,12 @@ def _run_process(data, parts, workers, on_done):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # forkserver: workers fork from a clean server that imported torch once (spawn would import it
+    # in every worker; plain fork after torch started its thread pools can deadlock).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["unlearn_audit.executor"])
     pool = ProcessPoolExecutor(max_workers=min(workers, len(parts)), initializer=_init_worker, initargs=(data,),
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=ctx)
     results, pending = [], {pool.submit(_worker_chunk, part) for part in parts}
     try:
         while pending:
