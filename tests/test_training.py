@@ -7,7 +7,7 @@ from unlearn_audit.config import Config
 from unlearn_audit.errors import TrainingDivergedError
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
-from unlearn_audit.training import Accelerator, Recipe, accuracy, augment_batch, make_generator, train_model
+from unlearn_audit.training import Recipe, accuracy, augment_batch, make_generator, train_model
 
 
 @pytest.fixture(scope="module")

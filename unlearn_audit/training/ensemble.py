@@ -173,7 +173,8 @@ class _Plan:
     steps: list[int]  # each member's own number of steps
 
     def to(self, device) -> _Plan:
-        move = lambda t: None if t is None else t.to(device)
+        def move(t):
+            return None if t is None else t.to(device)
         return _Plan(move(self.index), move(self.flip), move(self.shift), move(self.lr), self.steps)
 
 
