@@ -75,3 +75,30 @@ def test_changing_dataset_switches_to_its_recipe():
     cifar = apply_overrides(Config(), dataset="cifar10")
     assert cifar.train.arch == "resnet18" and cifar.train.augment == "flip-crop"
     assert apply_overrides(Config(), dataset="cifar10", arch="mlp").train.arch == "mlp"
+
+
+def test_method_parameters_from_toml_reach_the_method(tmp_path):
+    from unlearn_audit.bench import select_methods
+    from unlearn_audit.config import load_config
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[bench]\nmethods = ["finetune", "neggrad"]\n[methods.finetune]\nlr = 0.02\nepochs = 3\n')
+    chosen, _ = select_methods(load_config(cfg), "random")
+    assert chosen[0].hp["lr"] == 0.02 and chosen[0].hp["epochs"] == 3
+    assert chosen[1].hp["lr"] == 0.01  # untouched: the published default
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[methods.finetune]\nspeed = 3\n', "no parameter 'speed'"),
+    ('[methods.finetune]\nlr = -1.0\n', "must be >"),
+    ('[methods.forgetify]\nlr = 1.0\n', "unknown method 'forgetify'"),
+    ('[methods]\nfinetune = 3\n', "must be a table"),
+])
+def test_bad_method_parameters_in_toml(tmp_path, toml, message):
+    from unlearn_audit.bench import select_methods
+    from unlearn_audit.config import load_config
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        select_methods(load_config(cfg), "random")
