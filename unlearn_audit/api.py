@@ -10,8 +10,11 @@ Python the same way::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
+
+import numpy as np
 
 from unlearn_audit._io import atomic_write_json, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
@@ -20,9 +23,12 @@ from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
+from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.report.html import write_bench_report
+from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
+from unlearn_audit.verify import certify
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -50,6 +56,47 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
     save_checkpoint(out, model, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
                     input_shape=scenario.dataset.input_shape, meta=meta)
     return {"out": str(out), "cached": cached, **meta}
+
+
+def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path=None, report_path=None,
+           progress: bool = True) -> dict:
+    """Certify the checkpoint at ``model_path`` against reference banks (see :mod:`unlearn_audit.verify`).
+
+    Returns a dict with the verdict and its context; writes the JSON, JUnit and Markdown artefacts
+    that are asked for. Output locations are checked before any model is trained.
+    """
+    for path in (json_path, junit_path, report_path):
+        if path is not None:
+            check_output_file(path)
+    v = config.verify
+    scenario = Scenario.from_config(config)
+    target, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
+                                     input_shape=scenario.dataset.input_shape)
+    target = scenario.accel.prepare_model(target).eval()
+    originals = scenario.bank("original", v.originals, progress=progress)
+    retrained = scenario.bank("retrain", v.references, progress=progress)
+    queries = default_queries(scenario.recipe.augment)
+    signals = {name: [model_signals(m, scenario, queries) for m in models]
+               for name, models in (("target", [target]), ("originals", originals.models),
+                                    ("retrained", retrained.models))}
+    verdict = certify(
+        signals["target"][0].forget.phi, np.stack([s.forget.phi for s in signals["originals"]]),
+        np.stack([s.forget.phi for s in signals["retrained"]]),
+        test_accuracy=100 * signals["target"][0].accuracy("test"),
+        retrained_test_accuracy=np.array([100 * s.accuracy("test") for s in signals["retrained"]]),
+        alpha=v.alpha, min_power=v.min_power, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
+    info = {"model": str(model_path), "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
+            "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
+            "original_seeds": originals.seeds.tolist(), "reference_seeds": retrained.seeds.tolist(),
+            "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
+            "checkpoint_meta": record.get("meta", {})}
+    if json_path is not None:
+        atomic_write_json(json_path, info)
+    if junit_path is not None:
+        write_junit(info, junit_path)
+    if report_path is not None:
+        write_markdown(info, report_path)
+    return info
 
 
 def build_references(config: Config, kind: str, count: int, *, backend: str = "local",

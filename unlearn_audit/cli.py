@@ -177,6 +177,54 @@ def unlearn(config_path, method, model_path, out, params, **flags):
                f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
 
 
+@main.command()
+@_scenario_options
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint of the model that claims to have forgotten the scenario's forget set.")
+@click.option("--references", type=int, help="Retrained reference models (the null). Overrides verify.references (default 4).")
+@click.option("--originals", type=int, help="Original models trained on the full pool (the positive control). "
+                                            "Overrides verify.originals (default 4).")
+@click.option("--alpha", type=float, help="Significance level of the test. Overrides verify.alpha (default 0.05).")
+@click.option("--min-power", type=float, help="Power against the originals below which the verdict is INCONCLUSIVE. "
+                                              "Overrides verify.min_power (default 0.8).")
+@click.option("--utility-tolerance", type=float, help="Allowed test-accuracy drop in points below the retrained "
+                                                      "references. Overrides verify.utility_tolerance (default 2).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the verdict and its numbers as JSON.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report for CI.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a Markdown report.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_handle_errors
+def verify(config_path, model_path, references, originals, alpha, min_power, utility_tolerance, json_path,
+           junit_path, report_path, quiet, **flags):
+    """Certify that a model has forgotten the forget set: PASS, FAIL or INCONCLUSIVE.
+
+    The target is compared, example by example, with models retrained without the forget set (the
+    null) and with models trained on it (the positive control): a two-sided test, its power, the
+    forgetting completeness, utility against the retrained models, and the forget examples that
+    still leak. Exit code 0 PASS, 1 FAIL, 3 INCONCLUSIVE, 2 bad input.
+    """
+    import dataclasses
+
+    from unlearn_audit import api
+
+    config = _config(config_path, **flags)
+    given = {"references": references, "originals": originals, "alpha": alpha, "min_power": min_power,
+             "utility_tolerance": utility_tolerance}
+    config = dataclasses.replace(config, verify=dataclasses.replace(
+        config.verify, **{k: v for k, v in given.items() if v is not None}))
+    info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_path=report_path,
+                      progress=not quiet)
+    v = info["verdict"]
+    click.echo(f"{v['verdict']}: " + "; ".join(v["reasons"]))
+    comp = v["completeness"]
+    click.echo(f"p = {v['p_value']:.3g}, power = {v['power']:.0%}, completeness = "
+               f"{'—' if comp is None else f'{comp:.2f}'}, test accuracy {v['utility']['test_accuracy']:.1f}% "
+               f"(retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
+    for line in v["advice"]:
+        click.echo(f"  - {line}")
+    sys.exit(info["exit_code"])
+
+
 @main.group()
 def refs():
     """Reference-model banks in the store: build them ahead of an audit, list what is there."""

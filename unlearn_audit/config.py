@@ -7,6 +7,7 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last
     [bench]    methods (default: all), references, out
+    [verify]   references, originals, alpha, min_power, utility_tolerance
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
 Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
@@ -58,6 +59,15 @@ class BenchConfig:
     out: str = "runs/bench"
 
 
+@dataclass(frozen=True)
+class VerifyConfig:
+    references: int = 4         # K_r models retrained on R (the null)
+    originals: int = 4          # K_o models trained on D (the positive control)
+    alpha: float = 0.05
+    min_power: float = 0.8
+    utility_tolerance: float = 2.0  # allowed test-accuracy drop (points) below the retrained references
+
+
 # Recipes that train a sensible model for each built-in dataset in reasonable time. The digits
 # recipe is the embedded default: it overfits enough to show a membership signal within seconds.
 DEFAULT_RECIPES: dict[str, Recipe] = {
@@ -82,6 +92,7 @@ class Config:
     train: Recipe = field(default_factory=lambda: DEFAULT_RECIPES["digits"])
     run: RunConfig = field(default_factory=RunConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "embedded digits scenario"
 
@@ -91,12 +102,13 @@ class Config:
             "train": self.train.to_dict(),
             "run": dataclasses.asdict(self.run),
             "bench": {**dataclasses.asdict(self.bench), "methods": list(self.bench.methods)},
+            "verify": dataclasses.asdict(self.verify),
             "methods": self.methods,
             "source": self.source,
         }
 
 
-_SECTIONS = {"data": DataConfig, "run": RunConfig, "bench": BenchConfig}
+_SECTIONS = {"data": DataConfig, "run": RunConfig, "bench": BenchConfig, "verify": VerifyConfig}
 
 
 def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
@@ -154,8 +166,9 @@ def _recipe(values: dict, dataset: str) -> Recipe:
 
 def config_from_dict(raw: dict, source: str) -> Config:
     for section in raw:
-        if section not in ("data", "train", "run", "bench", "methods"):
-            raise ConfigError(f"unknown section [{section}] in {source}; valid sections: data, train, run, bench, methods")
+        if section not in ("data", "train", "run", "bench", "verify", "methods"):
+            raise ConfigError(f"unknown section [{section}] in {source}; valid sections: "
+                              f"data, train, run, bench, verify, methods")
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section} in {source} must be a table ([{section}])")
     data = _build("data", DataConfig, raw.get("data", {}))
@@ -168,6 +181,7 @@ def config_from_dict(raw: dict, source: str) -> Config:
         train=_recipe(raw.get("train", {}), data.dataset),
         run=_build("run", RunConfig, raw.get("run", {})),
         bench=_build("bench", BenchConfig, raw.get("bench", {})),
+        verify=_build("verify", VerifyConfig, raw.get("verify", {})),
         methods={k: dict(v) for k, v in methods.items()},
         source=source,
     )
