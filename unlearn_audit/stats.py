@@ -41,7 +41,8 @@ class StatsInputError(UnlearnAuditError, ValueError):
     """Invalid input to a statistic: empty, NaN, mismatched lengths or an out-of-range parameter."""
 
 
-def _check_scores(name: str, scores) -> np.ndarray:
+def check_scores(name: str, scores) -> np.ndarray:
+    """``scores`` as a flat float64 array; :class:`StatsInputError` if it is empty or not finite."""
     arr = np.asarray(scores, dtype=np.float64).ravel()
     if arr.size == 0:
         raise StatsInputError(f"{name} is empty")
@@ -65,7 +66,7 @@ def split_by_membership(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
     if m.dtype != bool and not np.isin(m, (0, 1)).all():
         raise StatsInputError("membership labels must be booleans or 0/1")
     m = m.astype(bool)
-    return _check_scores("member scores", s[m]), _check_scores("non-member scores", s[~m])
+    return check_scores("member scores", s[m]), check_scores("non-member scores", s[~m])
 
 
 # ---------------------------------------------------------------------------- ROC
@@ -73,8 +74,8 @@ def split_by_membership(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
 
 def roc_auc(positive_scores, negative_scores) -> float:
     """Area under the ROC curve: P(score_pos > score_neg) + ½ P(tie) (Mann–Whitney U / n_pos n_neg)."""
-    pos = _check_scores("positive scores", positive_scores)
-    neg = _check_scores("negative scores", negative_scores)
+    pos = check_scores("positive scores", positive_scores)
+    neg = check_scores("negative scores", negative_scores)
     ranks = rankdata(np.concatenate([pos, neg]))
     u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
     return float(u / (pos.size * neg.size))
@@ -101,8 +102,8 @@ def _counts_at_thresholds(pos: np.ndarray, neg: np.ndarray, thresholds: np.ndarr
 
 def roc_curve(positive_scores, negative_scores) -> ROC:
     """Every distinct operating point of the rule ``score ≥ t`` (ties kept together)."""
-    pos = _check_scores("positive scores", positive_scores)
-    neg = _check_scores("negative scores", negative_scores)
+    pos = check_scores("positive scores", positive_scores)
+    neg = check_scores("negative scores", negative_scores)
     thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([pos, neg]))[::-1]])
     tp, fp = _counts_at_thresholds(pos, neg, thresholds)
     return ROC(fpr=fp / neg.size, tpr=tp / pos.size, thresholds=thresholds,
@@ -164,8 +165,8 @@ class TPRAtFPR:
 
 def tpr_at_fpr(positive_scores, negative_scores, fprs=DEFAULT_FPRS, alpha: float = 0.05) -> list[TPRAtFPR]:
     """TPR at each FPR in ``fprs`` (best TPR with empirical FPR ≤ target), with (1 − α) CP intervals."""
-    pos = _check_scores("positive scores", positive_scores)
-    neg = _check_scores("negative scores", negative_scores)
+    pos = check_scores("positive scores", positive_scores)
+    neg = check_scores("negative scores", negative_scores)
     _check_alpha(alpha)
     neg_desc = np.sort(neg)[::-1]
     out = []
@@ -220,8 +221,8 @@ def epsilon_lower_bound(positive_scores, negative_scores, *, delta: float = 0.0,
     Maximising over thresholds chosen on the same scores makes the bound slightly optimistic; for
     a rigorous bound pick ``thresholds`` on separate data.
     """
-    pos = _check_scores("positive scores", positive_scores)
-    neg = _check_scores("negative scores", negative_scores)
+    pos = check_scores("positive scores", positive_scores)
+    neg = check_scores("negative scores", negative_scores)
     _check_alpha(alpha)
     if not 0.0 <= delta < 1.0:
         raise StatsInputError(f"delta must be in [0, 1), got {delta!r}")
@@ -272,7 +273,7 @@ def adjust_pvalues(pvalues, alpha: float = 0.05, method: str = "bh") -> tuple[np
     if method not in MULTITEST_METHODS:
         raise StatsInputError(f"method must be one of {', '.join(MULTITEST_METHODS)}, got {method!r}")
     _check_alpha(alpha)
-    p = _check_scores("p-values", pvalues)
+    p = check_scores("p-values", pvalues)
     if p.min() < 0.0 or p.max() > 1.0:
         raise StatsInputError("p-values must lie in [0, 1]")
     reject, adjusted, _, _ = multipletests(p, alpha=alpha, method=MULTITEST_METHODS[method])

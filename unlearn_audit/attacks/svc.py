@@ -25,16 +25,11 @@ import numpy as np
 from sklearn.svm import SVC
 
 from unlearn_audit.attacks.base import Attack, AttackData, query_mean
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.stats import check_scores
 
 
 def _confidences(name: str, values) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    if arr.size == 0:
-        raise ConfigError(f"MIA-Efficacy: {name} confidences are empty")
-    if not np.isfinite(arr).all():
-        raise ConfigError(f"MIA-Efficacy: {name} confidences contain NaN or infinite values")
-    return arr
+    return check_scores(f"MIA-Efficacy: {name} confidences", values)
 
 
 def fit_svc(retain_confidence, test_confidence) -> SVC:
