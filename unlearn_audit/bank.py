@@ -159,28 +159,24 @@ class BuildResult:
 
 def _ensure_bank_entry(store: Store, spec: BankSpec) -> str:
     key = store.key(spec.fields)
-    if store.has(key):
-        try:
-            store.get_tensors(key)
-            return key
-        except CorruptEntryError as err:
-            warnings.warn(f"{err}; rewriting the bank's membership matrix", stacklevel=3)
-            store.remove(key)
+    if _intact(store, key, repair="rewriting the bank's membership matrix"):
+        return key
     seeds = np.array([spec.model_seed(i) for i in range(spec.count)], dtype=np.int64)
     store.put_arrays(key, {"keep": spec.keep.astype(np.uint8), "seeds": seeds}, kind="bank", fields=spec.fields,
                      extra={**spec.describe(), "models": spec.model_keys(store)})
     return key
 
 
-def _intact(store: Store, key: str) -> bool | None:
-    """True if the entry is there and matches its hash, None if absent, False if corrupt (removed)."""
+def _intact(store: Store, key: str, repair: str = "retraining that model") -> bool | None:
+    """True if the entry is there and matches its hash, None if absent, False if corrupt (removed,
+    with a warning that says how it will be repaired)."""
     if not store.has(key):
         return None
     try:
         store.get_tensors(key)
         return True
     except CorruptEntryError as err:
-        warnings.warn(f"{err}; retraining that model", stacklevel=3)
+        warnings.warn(f"{err}; {repair}", stacklevel=3)
         store.remove(key)
         return False
 
