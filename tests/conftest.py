@@ -19,9 +19,16 @@ def digits():
     return load_dataset("digits")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="device of the shared `accel` fixture: cpu (default, what CI runs) or cuda[:N]")
+
+
 @pytest.fixture(scope="session")
-def accel():
-    return Accelerator(device=torch.device("cpu"))
+def accel(request):
+    from unlearn_audit.models.zoo import resolve_device
+
+    return Accelerator(device=resolve_device(request.config.getoption("--device")))
 
 
 def _scenario(digits, accel, spec: str, seed: int = 0):
