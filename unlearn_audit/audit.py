@@ -14,8 +14,10 @@ or unlearned models with retrained ones:
 * ``gap`` — SalUn's Avg. Gap (mean |Δ| over UA, RA, TA, MIA-Efficacy) to the mean of the
   retrained references;
 * per group: ``ulira_acc`` — U-LiRA balanced accuracy of telling the group's models from the
-  retrained references, example by example, leave-one-out (0.5 ideal); ``eps_forget_score`` — the
-  NeurIPS 2023 challenge forget score F from per-example ε̂ (1 ideal; resolution limited by K).
+  retrained references, example by example, leave-one-out (0.5 ideal) — U-LiRA (Hayes et al. 2024)
+  with the group's K originals, all of which trained on F and then unlearned it, as the unlearned
+  shadows; ``eps_forget_score`` / ``eps_final_score`` — the NeurIPS 2023 challenge forget score F
+  from per-example ε̂ and F·(RA_u/RA_r)·(TA_u/TA_r) (1 ideal; resolution limited by K).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unlearn_audit.attacks import AttackData, get_attack
-from unlearn_audit.attacks.challenge import bucket_points, per_example_epsilon
+from unlearn_audit.attacks.challenge import challenge_score
 from unlearn_audit.attacks.svc import mia_efficacy
 from unlearn_audit.attacks.ulira import per_example_balanced_accuracy
 from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, unlearning_accuracies
@@ -116,7 +118,7 @@ def _concat(a: SignalSet, b: SignalSet) -> SignalSet:
 
 def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> dict:
     """U-LiRA balanced accuracy and the challenge forget score of a group against the references."""
-    out: dict = {"ulira_acc": None, "eps_forget_score": None}
+    out: dict = {"ulira_acc": None, "eps_forget_score": None, "eps_final_score": None}
     phi = np.stack([m.forget.phi for m in group] + [r.forget.phi for r in references])  # (M, N_f, Q)
     member = np.zeros(phi.shape[:2], dtype=bool)
     member[: len(group)] = True
@@ -126,9 +128,17 @@ def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> di
                           reference_in=member)
         scores = attack.score_references(data)
         out["ulira_acc"] = float(np.nanmean(per_example_balanced_accuracy(scores, member)))
-    n = min(len(group), len(references))
-    if n >= 3:
+    if min(len(group), len(references)) >= 3:
         conf = phi.mean(-1)
-        eps = per_example_epsilon(conf[: len(group)], conf[len(group):])
-        out["eps_forget_score"] = float(bucket_points(eps, n).mean())
+
+        def mean_acc(models, part):
+            return float(np.mean([m.accuracy(part) for m in models]))
+
+        score = challenge_score(conf[: len(group)], conf[len(group):],
+                                retain_acc_unlearned=mean_acc(group, "retain"),
+                                retain_acc_retrained=mean_acc(references, "retain"),
+                                test_acc_unlearned=mean_acc(group, "test"),
+                                test_acc_retrained=mean_acc(references, "test"))
+        out["eps_forget_score"] = score.forget_score
+        out["eps_final_score"] = score.final_score
     return out

@@ -39,6 +39,7 @@ METRICS = (
     ("lira_tpr1", "TPR@1%FPR", "{:.3f}", True),
     ("ulira_acc", "U-LiRA acc", "{:.3f}", False),
     ("eps_forget_score", "ε̂ score", "{:.3f}", False),
+    ("eps_final_score", "ε̂ final", "{:.3f}", False),
     ("seconds", "Time s", "{:.2f}", True),
 )
 
