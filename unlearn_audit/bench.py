@@ -129,7 +129,8 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     references = [model_signals(m, scenario, queries) for m in reference_bank.models]
     profile = reference_profile(references)
     seeds = [config.run.seed + i for i in range(k)]  # the methods' own randomness
-    bar = tqdm(total=k * (len(methods) + 1), desc="bench", unit="run", disable=not progress)
+    # one step per (seed, model) and one per group audit (U-LiRA, ε̂) at the end
+    bar = tqdm(total=k * (len(methods) + 1) + len(methods) + 1, desc="bench", unit="step", disable=not progress)
 
     names = ["original"] + [m.name for m in methods]
     signals: dict[str, list] = {name: [] for name in names}
@@ -155,8 +156,12 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
             _synchronize(scenario)
             record(method.name, seed, unlearned, time.perf_counter() - start)
             bar.update(1)
+    groups = {}
+    for name in names:
+        bar.set_postfix_str(f"per-example tests of {name}")
+        groups[name] = audit_group(signals[name], references)
+        bar.update(1)
     bar.close()
-    groups = {name: audit_group(signals[name], references) for name in names}
     return BenchResult(
         scenario={**scenario.describe(), "seeds": seeds, "queries": list(queries),
                   "original_model_seeds": originals.seeds.tolist(),
