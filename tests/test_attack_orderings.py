@@ -27,7 +27,7 @@ RECIPE = Recipe(arch="mlp", epochs=40, batch_size=32, lr=0.05, weight_decay=0.0)
 def _take(signals: SignalSet, models=None, examples=None) -> SignalSet:
     out = signals
     if models is not None:
-        out = SignalSet(**{k: np.take(getattr(out, k), models, axis=0) for k in SignalSet.__dataclass_fields__})
+        out = out.map(lambda a: np.take(a, models, axis=0))
     if examples is not None:
         out = out.take(examples, axis=-2)
     return out
@@ -55,7 +55,7 @@ def bank(digits, accel):
 
     everything = np.concatenate([universe, population, test])
     logits = compute_logits(models, digits.x[everything], ("identity",), accel)
-    sig = SignalSet.from_logits(logits, digits.y[everything].numpy())
+    sig = SignalSet.from_logits(logits, digits.y[everything].numpy(), keep_logit_gaps=True)
     u_idx = np.arange(N_UNIVERSE)
     z_idx = np.arange(N_UNIVERSE, N_UNIVERSE + N_POPULATION)
     t_idx = np.arange(N_UNIVERSE + N_POPULATION, everything.size)

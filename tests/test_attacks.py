@@ -13,7 +13,7 @@ from unlearn_audit.attacks import REGISTRY, AttackData, get_attack
 from unlearn_audit.attacks.gaussian import FIXED_VARIANCE_BELOW, fit_gaussian, resolve_variance
 from unlearn_audit.attacks.lira import LiRA
 from unlearn_audit.attacks.logreg import simple_mia
-from unlearn_audit.attacks.rmia import RMIA, OfflineRMIA, _log_prob, pairwise_scores, sorted_scores
+from unlearn_audit.attacks.rmia import RMIA, OfflineRMIA, pairwise_scores, sorted_scores
 from unlearn_audit.attacks.svc import mia_efficacy
 from unlearn_audit.attacks.ulira import ULiRA, balanced_accuracy, per_example_balanced_accuracy
 from unlearn_audit.errors import ConfigError
@@ -212,7 +212,7 @@ def test_rmia_works_with_one_reference_and_separates_members():
 
 def test_rmia_temperature_one_is_the_true_class_probability():
     phi = np.linspace(-30, 30, 13)[:, None]
-    np.testing.assert_allclose(np.exp(_log_prob(phi, 1.0)), signals(phi).prob, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(signals(phi).tempered_log_prob(1.0)), signals(phi).prob, rtol=1e-6)
 
 
 @pytest.mark.parametrize("params", [{"gamma": 0.5}, {"a": 0.0}, {"a": 1.5}, {"temperature": 0}])
@@ -340,3 +340,23 @@ def test_every_attack_describes_itself_and_cites_its_paper(name):
     module = importlib.import_module(cls.__module__)
     assert any(str(year) in module.__doc__ for year in range(2015, 2026)), "module docstring cites a paper"
     assert get_attack(name).params().keys() == info["defaults"].keys()
+
+
+def test_tempered_probability_is_exact_with_logit_gaps():
+    from unlearn_audit.signals import SignalSet
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(5, 7, 2, 4))  # models, examples, queries, classes
+    labels = rng.integers(0, 4, 7)
+    exact = SignalSet.from_logits(logits, labels, keep_logit_gaps=True)
+    reduced = SignalSet.from_logits(logits, labels)
+    for t in (1.0, 2.0, 0.5):
+        z = logits / t
+        direct = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        expected = np.take_along_axis(direct, np.broadcast_to(labels[:, None, None], (5, 7, 2, 1)), -1)[..., 0]
+        np.testing.assert_allclose(exact.tempered_log_prob(t), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(reduced.tempered_log_prob(1.0), np.log(reduced.prob), rtol=1e-4, atol=1e-5)
+    # the gaps follow example selection and stacking like every other field
+    assert exact.take([0, 3]).logit_gaps.shape == (5, 2, 2, 4)
+    assert SignalSet.stack([exact, exact]).logit_gaps.shape == (2, 5, 7, 2, 4)
+    assert SignalSet.stack([exact, reduced]).logit_gaps is None

@@ -65,10 +65,6 @@ def model_signals(model, scenario, queries: tuple[str, ...]) -> ModelSignals:
     return ModelSignals(*(signals.take(np.arange(bounds[i], bounds[i + 1])) for i in range(4)))
 
 
-def _stack(signals: list[SignalSet]) -> SignalSet:
-    return SignalSet(**{f: np.stack([getattr(s, f) for s in signals]) for f in SignalSet.__dataclass_fields__})
-
-
 def _accuracies(ms: ModelSignals, mia: float):
     return unlearning_accuracies(ms.accuracy("forget"), ms.accuracy("retain"), ms.accuracy("test"), mia)
 
@@ -85,7 +81,7 @@ def reference_profile(references: list[ModelSignals]) -> dict:
 
 def basic_metrics(ms: ModelSignals) -> dict:
     """UA / RA / TA (%) and the loss-threshold AUC (F vs held-out): what needs no reference model."""
-    loss = get_attack("loss").score(AttackData(target=_concat(ms.forget, ms.heldout)))
+    loss = get_attack("loss").score(AttackData(target=SignalSet.concat([ms.forget, ms.heldout])))
     n_f = ms.forget.phi.shape[0]
     return {"UA": 100.0 * (1.0 - ms.accuracy("forget")), "RA": 100.0 * ms.accuracy("retain"),
             "TA": 100.0 * ms.accuracy("test"), "loss_auc": roc_auc(loss[:n_f], loss[n_f:])}
@@ -96,9 +92,9 @@ def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict)
     mia = _mia(ms)
     acc = _accuracies(ms, mia)
     n_f = ms.forget.phi.shape[0]
-    ref = _stack([_concat(r.forget, r.heldout) for r in references])
+    ref = SignalSet.stack([SignalSet.concat([r.forget, r.heldout]) for r in references])
     lira = get_attack("lira-offline").score(AttackData(
-        target=_concat(ms.forget, ms.heldout), references=ref,
+        target=SignalSet.concat([ms.forget, ms.heldout]), references=ref,
         reference_in=np.zeros(ref.phi.shape[:2], dtype=bool)))
     tpr1 = tpr_at_fpr(lira[:n_f], lira[n_f:], fprs=(0.01,))[0]
     target = UnlearningAccuracies(profile["ua"], profile["ra"], profile["ta"], profile["mia"])
@@ -111,11 +107,6 @@ def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict)
     return metrics, {"forget": lira[:n_f].tolist(), "heldout": lira[n_f:].tolist()}
 
 
-def _concat(a: SignalSet, b: SignalSet) -> SignalSet:
-    return SignalSet(**{f: np.concatenate([getattr(a, f), getattr(b, f)], axis=0)
-                        for f in SignalSet.__dataclass_fields__})
-
-
 def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> dict:
     """U-LiRA balanced accuracy and the challenge forget score of a group against the references."""
     out: dict = {"ulira_acc": None, "eps_forget_score": None, "eps_final_score": None}
@@ -124,7 +115,7 @@ def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> di
     member[: len(group)] = True
     attack = get_attack("ulira")
     if len(group) >= 2 and len(references) >= 2 and phi.shape[0] - 1 >= attack.min_references:
-        data = AttackData(target=group[0].forget, references=_stack([m.forget for m in group + references]),
+        data = AttackData(target=group[0].forget, references=SignalSet.stack([m.forget for m in group + references]),
                           reference_in=member)
         scores = attack.score_references(data)
         out["ulira_acc"] = float(np.nanmean(per_example_balanced_accuracy(scores, member)))

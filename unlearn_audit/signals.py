@@ -50,7 +50,12 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 @dataclass(frozen=True)
 class SignalSet:
-    """Reduced signals with shape (..., N, Q): leading model axis optional, Q augmentation queries."""
+    """Reduced signals with shape (..., N, Q): leading model axis optional, Q augmentation queries.
+
+    ``logit_gaps`` (..., N, Q, C) — each logit minus the true-class logit — is kept only when asked
+    for (``keep_logit_gaps=True``; C times the memory): it gives the exact tempered true-class
+    probability p_y(T) = 1 / Σ_j exp(gap_j / T), which RMIA's temperature needs.
+    """
 
     phi: np.ndarray
     loss: np.ndarray
@@ -58,9 +63,10 @@ class SignalSet:
     correct: np.ndarray
     entropy: np.ndarray
     modified_entropy: np.ndarray
+    logit_gaps: np.ndarray | None = None
 
     @classmethod
-    def from_logits(cls, logits: np.ndarray, labels: np.ndarray) -> SignalSet:
+    def from_logits(cls, logits: np.ndarray, labels: np.ndarray, *, keep_logit_gaps: bool = False) -> SignalSet:
         """``logits`` (..., N, Q, C); ``labels`` (N,)."""
         logits = np.asarray(logits, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.int64)[:, None]  # broadcast over queries
@@ -81,15 +87,48 @@ class SignalSet:
             correct=(logits.argmax(-1) == lab[..., 0]).astype(np.float32),
             entropy=(-(p * logp).sum(-1)).astype(np.float32),
             modified_entropy=m_ent.astype(np.float32),
+            logit_gaps=(logits - np.take_along_axis(logits, lab, axis=-1)).astype(np.float32)
+            if keep_logit_gaps else None,
         )
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.phi.shape
 
+    def map(self, fn) -> SignalSet:
+        """Apply ``fn`` to every field present (``logit_gaps`` may be absent)."""
+        return SignalSet(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                            for f in fields(self)})
+
     def take(self, index, axis: int = -2) -> SignalSet:
-        """Select examples (default axis: N) from every field."""
-        return SignalSet(**{f.name: np.take(getattr(self, f.name), index, axis=axis) for f in fields(self)})
+        """Select examples (default axis: N; counted from the end, so also valid for logit gaps' N)."""
+        return SignalSet(**{f.name: None if getattr(self, f.name) is None else
+                            np.take(getattr(self, f.name), index, axis=axis - (f.name == "logit_gaps"))
+                            for f in fields(self)})
+
+    def tempered_log_prob(self, temperature: float) -> np.ndarray:
+        """log p_y at softmax temperature T, shape (..., N, Q).
+
+        Exact from ``logit_gaps`` when kept; otherwise exact only at T = 1 (log σ(φ)), and for T ≠ 1
+        the two-class approximation log σ(φ/T) (the true logit against the log-sum of the others).
+        """
+        if self.logit_gaps is not None:
+            g = self.logit_gaps.astype(np.float64) / temperature
+            m = g.max(axis=-1, keepdims=True)
+            return -(np.log(np.exp(g - m).sum(axis=-1)) + m[..., 0])
+        return -np.logaddexp(0.0, -self.phi.astype(np.float64) / temperature)
+
+    @staticmethod
+    def stack(sets: list[SignalSet], axis: int = 0) -> SignalSet:
+        """Stack several SignalSets along a new leading (model) axis."""
+        return SignalSet(**{f.name: None if any(getattr(s, f.name) is None for s in sets) else
+                            np.stack([getattr(s, f.name) for s in sets], axis=axis) for f in fields(SignalSet)})
+
+    @staticmethod
+    def concat(sets: list[SignalSet]) -> SignalSet:
+        """Concatenate example sets along the leading N axis (signals without a model axis)."""
+        return SignalSet(**{f.name: None if any(getattr(s, f.name) is None for s in sets) else
+                            np.concatenate([getattr(s, f.name) for s in sets], axis=0) for f in fields(SignalSet)})
 
 
 def parse_queries(queries: tuple[str, ...] | list[str]) -> list[tuple[bool, int, int]]:
@@ -184,11 +223,12 @@ def bank_signals(bank, dataset, indices, queries=("identity", "mirror"), *, stor
     def build():
         x, y = dataset.x[torch.as_tensor(idx)], dataset.y[torch.as_tensor(idx)].numpy()
         signals = SignalSet.from_logits(compute_logits(bank.models, x, queries, accel, batch_size), y)
-        return {f.name: torch.from_numpy(np.ascontiguousarray(getattr(signals, f.name))) for f in fields(SignalSet)}
+        return {f.name: torch.from_numpy(np.ascontiguousarray(getattr(signals, f.name)))
+                for f in fields(SignalSet) if getattr(signals, f.name) is not None}
 
     if store is None:
         tensors = build()
     else:
         tensors, _ = store.get_or_create(signal_fields(bank.keys, dataset.fingerprint, idx, queries), "signals",
                                          build, extra=lambda _: {"models": len(bank.keys), "queries": list(queries)})
-    return SignalSet(**{f.name: tensors[f.name].numpy() for f in fields(SignalSet)})
+    return SignalSet(**{name: t.numpy() for name, t in tensors.items()})

@@ -33,10 +33,11 @@ examples tied at 0: on the digits test bank the AUC drops from ≈ 0.66 (γ = 1)
 while TPR at low FPR is similar. Use γ = 1 (the privacy_meter tool's value) for such models, and
 a population large enough that few x exceed every z.
 
-**Temperature.** Signals reach the attacks reduced to φ = log p_y − log Σ_{j≠y} p_j (the full
-logit vector is not kept), so the temperature is applied to this true-vs-rest logit:
-Pr(x|θ) = σ(φ/T) = p_y^{1/T} / (p_y^{1/T} + (1 − p_y)^{1/T}). At T = 1 this is exactly p_y; for
-T ≠ 1 it is the tempered two-class softmax rather than the full C-class one.
+**Temperature.** Pr(x|θ) = softmax(logits / T)_y, computed exactly from the signals' logit gaps
+(``SignalSet.from_logits(..., keep_logit_gaps=True)``). Signals reduced without them carry only
+φ = log p_y − log Σ_{j≠y} p_j: then T = 1 is still exact, and for T ≠ 1 the temperature is applied
+to this true-vs-rest logit, σ(φ/T) — the tempered two-class softmax, an approximation of the
+C-class one (see :meth:`~unlearn_audit.signals.SignalSet.tempered_log_prob`).
 
 **Multiple queries.** The log-ratio log(Pr(x|θ)/Pr(x)) is computed per augmentation query and
 averaged over queries before the comparison with z.
@@ -56,11 +57,6 @@ from unlearn_audit.errors import ConfigError
 
 #: Floor on Pr(·): a clipped P_OUT estimate with a = 1 could otherwise reach 0 and give log 0.
 _TINY = 1e-300
-
-def _log_prob(phi: np.ndarray, temperature: float) -> np.ndarray:
-    """log σ(φ/T), computed without overflow."""
-    return -np.logaddexp(0.0, -np.asarray(phi, dtype=np.float64) / temperature)
-
 
 def _group_mean(probs: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over the reference models selected by ``members`` (M, N) of ``probs`` (M, N, Q).
@@ -132,13 +128,13 @@ class RMIA(Attack):
         """r_x (N,) and r_z (Z,): query-averaged log(Pr(·|θ) / Pr(·)) for examples and population."""
         t = self.temperature
         members = np.asarray(data.reference_in, dtype=bool)
-        pr_x = self._marginal(np.exp(_log_prob(data.references.phi, t)), members)
-        r_x = (_log_prob(data.target.phi, t) - np.log(np.maximum(pr_x, _TINY))).mean(axis=-1)
+        pr_x = self._marginal(np.exp(data.references.tempered_log_prob(t)), members)
+        r_x = (data.target.tempered_log_prob(t) - np.log(np.maximum(pr_x, _TINY))).mean(axis=-1)
 
-        ref_z = np.exp(_log_prob(data.reference_population.phi, t))
+        ref_z = np.exp(data.reference_population.tempered_log_prob(t))
         p_out_z = ref_z.mean(axis=0)  # z is OUT for every reference model
         pr_z = p_out_z if self.online else 0.5 * ((1 + self.a) * p_out_z + (1 - self.a))
-        r_z = (_log_prob(data.population.phi, t) - np.log(np.maximum(pr_z, _TINY))).mean(axis=-1)
+        r_z = (data.population.tempered_log_prob(t) - np.log(np.maximum(pr_z, _TINY))).mean(axis=-1)
         return r_x, r_z
 
     def _score(self, data: AttackData) -> np.ndarray:
