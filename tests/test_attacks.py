@@ -358,5 +358,6 @@ def test_tempered_probability_is_exact_with_logit_gaps():
     np.testing.assert_allclose(reduced.tempered_log_prob(1.0), np.log(reduced.prob), rtol=1e-4, atol=1e-5)
     # the gaps follow example selection and stacking like every other field
     assert exact.take([0, 3]).logit_gaps.shape == (5, 2, 2, 4)
+    assert exact.take(1, axis=0).logit_gaps.shape == (7, 2, 4) and exact.take(1, axis=0).phi.shape == (7, 2)
     assert SignalSet.stack([exact, exact]).logit_gaps.shape == (2, 5, 7, 2, 4)
     assert SignalSet.stack([exact, reduced]).logit_gaps is None

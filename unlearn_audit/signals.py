@@ -101,9 +101,15 @@ class SignalSet:
                             for f in fields(self)})
 
     def take(self, index, axis: int = -2) -> SignalSet:
-        """Select examples (default axis: N; counted from the end, so also valid for logit gaps' N)."""
-        return SignalSet(**{f.name: None if getattr(self, f.name) is None else
-                            np.take(getattr(self, f.name), index, axis=axis - (f.name == "logit_gaps"))
+        """Select along ``axis`` of every field: examples by default (-2 = N); 0 = models when stacked.
+
+        A negative axis counts from the end of the (..., N, Q) fields; ``logit_gaps`` has one more
+        trailing axis (C), which is accounted for.
+        """
+        def pick(name, arr):
+            return np.take(arr, index, axis=axis - 1 if axis < 0 and name == "logit_gaps" else axis)
+
+        return SignalSet(**{f.name: None if getattr(self, f.name) is None else pick(f.name, getattr(self, f.name))
                             for f in fields(self)})
 
     def tempered_log_prob(self, temperature: float) -> np.ndarray:
