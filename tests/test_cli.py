@@ -185,6 +185,8 @@ def test_config_errors_name_the_key(run, tmp_path):
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "data.datset")
     cfg.write_text("[train]\nlr = 'fast'\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
+    cfg.write_text("[run]\nbackend = 'cluster'\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "run.backend")
     cfg.write_text("[data\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "not valid TOML")
 
@@ -207,3 +209,10 @@ def test_refs_build_odd_shadow_count(tmp_path):
     result = CliRunner().invoke(main, ["refs", "build", "--kind", "shadow", "--count", "3",
                                        "--store", str(tmp_path / "s")])
     assert_bad_input(result, "even number", "use 4")
+
+
+def test_bench_on_the_process_backend(run, tmp_path):
+    result = run("bench", "--methods", "finetune", "--references", "2", "--backend", "process", "--workers", "2",
+                 "--out", str(tmp_path / "b"), "--quiet", "--param", "finetune.epochs=1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "finetune" in result.output

@@ -99,14 +99,15 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     return info
 
 
-def build_references(config: Config, kind: str, count: int, *, backend: str = "local",
-                     workers: int | None = None, chunk_size: int | None = None, gpus_per_task: float = 0.0,
-                     ensemble: bool = True, progress: bool = True) -> dict:
-    """Build or complete a bank of reference models in the store (see :mod:`unlearn_audit.bank`)."""
+def build_references(config: Config, kind: str, count: int, *, chunk_size: int | None = None,
+                     gpus_per_task: float = 0.0, ensemble: bool = True, progress: bool = True) -> dict:
+    """Build or complete a bank of reference models in the store (see :mod:`unlearn_audit.bank`),
+    on ``config.run.backend`` with ``config.run.workers``."""
     scenario = Scenario.from_config(config)
     spec = scenario.bank_spec(kind, count)
-    result = build_bank(scenario.store, spec, accel=scenario.accel, backend=backend, workers=workers,
-                        chunk_size=chunk_size, gpus_per_task=gpus_per_task, ensemble=ensemble, progress=progress)
+    result = build_bank(scenario.store, spec, accel=scenario.accel, backend=config.run.backend,
+                        workers=config.run.workers, chunk_size=chunk_size, gpus_per_task=gpus_per_task,
+                        ensemble=ensemble, progress=progress)
     return {**result.to_dict(), "store": str(scenario.store.root), **spec.describe()}
 
 

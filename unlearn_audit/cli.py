@@ -36,6 +36,12 @@ def _scenario_options(fn):
         click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N. Overrides run.device."),
         click.option("--store", type=click.Path(file_okay=False),
                      help="Model store directory. Default: $UNLEARN_AUDIT_STORE or ~/.cache/unlearn-audit."),
+        click.option("--backend", type=click.Choice(["local", "process", "ray"]),
+                     help="Where reference models train: local (this process, vectorised ensembles), process "
+                          "(single-threaded worker processes) or ray (a Ray cluster; pip install "
+                          "'unlearn-audit[ray]'). Overrides run.backend (default local)."),
+        click.option("--workers", type=int, help="Parallel workers of the process and ray backends "
+                                                 "(default: CPU count). Overrides run.workers."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -236,22 +242,18 @@ def refs():
               help="original: trained on the training pool D; retrain: on the retain set D \\ F; shadow: on "
                    "balanced random halves of D (every example IN for exactly half the models).")
 @click.option("--count", type=int, required=True, help="Number of models in the bank (even for shadow banks).")
-@click.option("--backend", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True,
-              help="local: in this process (vectorised ensembles); process: a pool of single-threaded worker "
-                   "processes; ray: Ray tasks (pip install 'unlearn-audit[ray]').")
-@click.option("--workers", type=int, help="Parallel workers for the process and ray backends (default: CPU count).")
 @click.option("--chunk-size", type=int, help="Models trained together as one ensemble / one task (default 16).")
 @click.option("--gpus-per-task", type=float, default=0.0, show_default=True, help="GPU fraction per Ray task.")
 @click.option("--no-ensemble", is_flag=True, help="Train models one by one instead of as vectorised ensembles.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_handle_errors
-def refs_build(config_path, kind, count, backend, workers, chunk_size, gpus_per_task, no_ensemble, quiet, **flags):
+def refs_build(config_path, kind, count, chunk_size, gpus_per_task, no_ensemble, quiet, **flags):
     """Build a bank of reference models, or complete it: models already in the store are reused,
     an interrupted build resumes where it stopped, and a corrupt entry is retrained."""
     from unlearn_audit import api
 
-    info = api.build_references(_config(config_path, **flags), kind, count, backend=backend, workers=workers,
-                                chunk_size=chunk_size, gpus_per_task=gpus_per_task, ensemble=not no_ensemble,
+    info = api.build_references(_config(config_path, **flags), kind, count, chunk_size=chunk_size,
+                                gpus_per_task=gpus_per_task, ensemble=not no_ensemble,
                                 progress=not quiet)
     acc = info["mean_accuracy"]
     click.echo(f"{kind} bank of {count} ({info['dataset']}, {info['arch']}, forget {info['forget']}): "

@@ -5,7 +5,7 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
     [data]     dataset, data_root, download, forget, test_fraction, heldout_fraction, split_seed
     [train]    arch, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule,
                warmup_epochs, label_smoothing, augment, crop_padding
-    [run]      device, store, seed, amp, channels_last
+    [run]      device, store, seed, amp, channels_last, backend, workers
     [bench]    methods (default: all), references, out
     [verify]   references, originals, alpha, min_power, utility_tolerance
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
@@ -50,6 +50,14 @@ class RunConfig:
     seed: int = 0
     amp: bool = True
     channels_last: bool = False
+    backend: str = "local"      # where reference models train: local, process or ray
+    workers: int | None = None  # parallel workers of the process / ray backends (default: CPU count)
+
+    def __post_init__(self):
+        if self.backend not in ("local", "process", "ray"):
+            raise ConfigError(f"run.backend: {self.backend!r} is not one of local, process, ray")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"run.workers must be at least 1, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if "int" in text and "float" not in text:
+        if value is None and "None" in text:
+            return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
@@ -214,6 +224,8 @@ FLAG_KEYS = {
     "seed": ("run", "seed"),
     "device": ("run", "device"),
     "store": ("run", "store"),
+    "backend": ("run", "backend"),
+    "workers": ("run", "workers"),
     "references": ("bench", "references"),
     "methods": ("bench", "methods"),
     "out": ("bench", "out"),

@@ -82,10 +82,10 @@ class Scenario:
         return BankSpec(self.dataset, self.split, self.recipe, kind=kind, count=count,
                         seed=self.config.run.seed if seed is None else seed)
 
-    def bank(self, kind: str, count: int, *, seed: int | None = None, progress: bool = False,
-             backend: str = "local") -> Bank:
-        """Build (only what the store lacks) and load a bank: ``original`` models trained on D,
-        ``retrain`` models on R, or ``shadow`` models on balanced halves of D."""
+    def bank(self, kind: str, count: int, *, seed: int | None = None, progress: bool = False) -> Bank:
+        """Build (only what the store lacks, on ``run.backend``) and load a bank: ``original``
+        models trained on D, ``retrain`` models on R, or ``shadow`` models on balanced halves of D."""
         spec = self.bank_spec(kind, count, seed)
-        build_bank(self.store, spec, accel=self.accel, backend=backend, progress=progress)
+        build_bank(self.store, spec, accel=self.accel, backend=self.config.run.backend,
+                   workers=self.config.run.workers, progress=progress)
         return load_bank(self.store, spec, accel=self.accel)
