@@ -26,7 +26,7 @@ accuracies of the unlearned and retrained models.
 :func:`unlearn_audit.stats.max_certifiable_epsilon`).
 
 Differences from the public code, none of which changes a well-posed ε̂: computation is numpy,
-vectorised over examples in chunks (counts by binary search on sorted samples); the double
+counts by binary search on sorted samples, and ε looked up per (TP, FP) count pair; the double
 threshold grid uses exactly ceil(2·buffer·100) = 400 right thresholds — the public code computes
 that count as ceil of a floating-point width and occasionally gets 401; an example whose every
 threshold is discarded gets ε̂ = 0 instead of an assertion failure, and two constant, equal groups
@@ -107,49 +107,45 @@ def _double_counts(peaky: np.ndarray, other: np.ndarray):
     return counts
 
 
-def per_example_epsilon(unlearned, retrained, *, delta: float = DELTA, chunk: int = 32) -> np.ndarray:
+def _epsilon_table(n_pos: int, n_neg: int, delta: float) -> np.ndarray:
+    """ε of every operating point (TP = 0..n_pos, FP = 0..n_neg) of a threshold rule.
+
+    ε depends on a threshold only through its two integer counts, so each example's sweep is a
+    table lookup; discarded points (exactly one rate 0) are −1, perfect separation is +inf.
+    """
+    tpr = (np.arange(n_pos + 1) / n_pos)[:, None]
+    fpr = (np.arange(n_neg + 1) / n_neg)[None, :]
+    eps = _threshold_epsilons(np.broadcast_to(fpr, (n_pos + 1, n_neg + 1)),
+                              np.broadcast_to(1.0 - tpr, (n_pos + 1, n_neg + 1)), delta)
+    return np.nan_to_num(eps, nan=-1.0, posinf=np.inf)
+
+
+def per_example_epsilon(unlearned, retrained, *, delta: float = DELTA) -> np.ndarray:
     """ε̂ per forget example from confidences (models, examples) of unlearned and retrained models."""
     u, r = _validate(unlearned, retrained)
     if not 0.0 <= delta < 1.0:
         raise ConfigError(f"delta must be in [0, 1), got {delta!r}")
-    n_ex = u.shape[1]
     u_sorted, r_sorted = np.sort(u, axis=0), np.sort(r, axis=0)
-    eps = np.zeros(n_ex)
-    for start in range(0, n_ex, chunk):
-        idx = range(start, min(start + chunk, n_ex))
-        tp_rows, fp_rows, live = [], [], []
-        for i in idx:
-            us, rs = u_sorted[:, i], r_sorted[:, i]
-            ranges = (us[-1] - us[0], rs[-1] - rs[0])
-            small, large = min(ranges), max(ranges)
-            if large == 0:  # both constant: identical → nothing to distinguish; else separable
-                eps[i] = 0.0 if us[0] == rs[0] else EPSILON_CAP
-                continue
-            if small / large < DEGENERATE_RATIO:
-                eps[i] = EPSILON_CAP
-                continue
-            # Single threshold: positive = larger median. Double: positive = peakier group
-            # (the public code swaps when pos range >= neg range).
-            pos, neg = (rs, us) if np.median(rs) > np.median(us) else (us, rs)
-            tp_s, fp_s = _single_counts(pos, neg)
-            peaky, other = (neg, pos) if (pos[-1] - pos[0]) >= (neg[-1] - neg[0]) else (pos, neg)
-            tp_d, fp_d = _double_counts(peaky, other)
-            # TPR/FPR need the right denominators per family: stack as fractions directly.
-            tp_rows.append(np.concatenate([tp_s / pos.size, tp_d / peaky.size]))
-            fp_rows.append(np.concatenate([fp_s / neg.size, fp_d / other.size]))
-            live.append(i)
-        if not live:
+    tables = {(a, b): _epsilon_table(a, b, delta) for a, b in {(u.shape[0], r.shape[0]), (r.shape[0], u.shape[0])}}
+    eps = np.zeros(u.shape[1])
+    for i in range(u.shape[1]):
+        us, rs = u_sorted[:, i], r_sorted[:, i]
+        ranges = (us[-1] - us[0], rs[-1] - rs[0])
+        small, large = min(ranges), max(ranges)
+        if large == 0:  # both constant: identical → nothing to distinguish; else separable
+            eps[i] = 0.0 if us[0] == rs[0] else EPSILON_CAP
             continue
-        width = max(row.size for row in tp_rows)
-        # Pad with NaN (discarded) so examples with fewer single thresholds stack into one array.
-        tpr = np.full((len(live), width), np.nan)
-        fpr = np.full((len(live), width), np.nan)
-        for j, (a, b) in enumerate(zip(tp_rows, fp_rows)):
-            tpr[j, : a.size], fpr[j, : b.size] = a, b
-        thr_eps = _threshold_epsilons(fpr, 1.0 - tpr, delta)
-        with np.errstate(invalid="ignore"):
-            best = np.where(np.isnan(thr_eps).all(axis=1), 0.0, np.nanmax(np.nan_to_num(thr_eps, nan=-1.0), axis=1))
-        eps[live] = np.clip(best, 0.0, EPSILON_CAP)
+        if small / large < DEGENERATE_RATIO:
+            eps[i] = EPSILON_CAP
+            continue
+        # Single threshold: positive = larger median. Double: positive = peakier group
+        # (the public code swaps when pos range >= neg range).
+        pos, neg = (rs, us) if np.median(rs) > np.median(us) else (us, rs)
+        tp_s, fp_s = _single_counts(pos, neg)
+        peaky, other = (neg, pos) if (pos[-1] - pos[0]) >= (neg[-1] - neg[0]) else (pos, neg)
+        tp_d, fp_d = _double_counts(peaky, other)
+        best = max(tables[pos.size, neg.size][tp_s, fp_s].max(), tables[peaky.size, other.size][tp_d, fp_d].max())
+        eps[i] = np.clip(best, 0.0, EPSILON_CAP)  # all discarded (−1) → 0; perfect (inf) → the cap
     return eps
 
 
