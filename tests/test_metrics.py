@@ -127,11 +127,25 @@ def test_challenge_epsilon_special_cases():
     assert eps[0] < 0.5 and eps[1] == EPSILON_CAP and eps[2] == EPSILON_CAP and eps[3] == 0.0
 
 
-def test_challenge_epsilon_is_the_same_vectorised_or_one_by_one():
+def test_challenge_epsilon_table_lookup_matches_the_direct_formula():
+    """ε̂ by (TP, FP) table lookup equals the formula applied to every threshold's rates."""
+    from unlearn_audit.attacks.challenge import DELTA, _double_counts, _single_counts, _threshold_epsilons
+
     rng = np.random.default_rng(5)
-    u = rng.normal(rng.normal(0, 1, 20), 1, (64, 20)) + 0.5
-    r = rng.normal(0, 1.3, (64, 20))
-    np.testing.assert_array_equal(per_example_epsilon(u, r, chunk=1), per_example_epsilon(u, r, chunk=7))
+    u = rng.normal(rng.normal(0, 1, 20), 1, (12, 20)) + 0.5
+    r = rng.normal(0, 1.3, (9, 20))
+    expected = []
+    for i in range(20):
+        us, rs = np.sort(u[:, i]), np.sort(r[:, i])
+        pos, neg = (rs, us) if np.median(rs) > np.median(us) else (us, rs)
+        peaky, other = (neg, pos) if np.ptp(pos) >= np.ptp(neg) else (pos, neg)
+        (tp_s, fp_s), (tp_d, fp_d) = _single_counts(pos, neg), _double_counts(peaky, other)
+        tpr = np.concatenate([tp_s / pos.size, tp_d / peaky.size])
+        fpr = np.concatenate([fp_s / neg.size, fp_d / other.size])
+        thr = _threshold_epsilons(fpr, 1.0 - tpr, DELTA)
+        expected.append(np.clip(np.nanmax(thr) if np.isfinite(thr).any() or np.isinf(thr).any() else 0.0,
+                                0.0, EPSILON_CAP))
+    np.testing.assert_allclose(per_example_epsilon(u, r), expected)
 
 
 def test_forget_score_buckets_and_final_score():

@@ -107,6 +107,10 @@ def _double_counts(peaky: np.ndarray, other: np.ndarray):
     return counts
 
 
+#: Largest (TP, FP) lookup table (entries); beyond it (thousands of models) ε is computed directly.
+_MAX_TABLE = 1 << 20
+
+
 def _epsilon_table(n_pos: int, n_neg: int, delta: float) -> np.ndarray:
     """ε of every operating point (TP = 0..n_pos, FP = 0..n_neg) of a threshold rule.
 
@@ -126,7 +130,15 @@ def per_example_epsilon(unlearned, retrained, *, delta: float = DELTA) -> np.nda
     if not 0.0 <= delta < 1.0:
         raise ConfigError(f"delta must be in [0, 1), got {delta!r}")
     u_sorted, r_sorted = np.sort(u, axis=0), np.sort(r, axis=0)
-    tables = {(a, b): _epsilon_table(a, b, delta) for a, b in {(u.shape[0], r.shape[0]), (r.shape[0], u.shape[0])}}
+    tables: dict[tuple[int, int], np.ndarray] = {}
+
+    def best_epsilon(tp: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int) -> float:
+        if (n_pos + 1) * (n_neg + 1) > _MAX_TABLE:  # many models: evaluate the formula directly
+            return float(np.nan_to_num(_threshold_epsilons(fp / n_neg, 1.0 - tp / n_pos, delta), nan=-1.0).max())
+        if (n_pos, n_neg) not in tables:
+            tables[n_pos, n_neg] = _epsilon_table(n_pos, n_neg, delta)
+        return float(tables[n_pos, n_neg][tp, fp].max())
+
     eps = np.zeros(u.shape[1])
     for i in range(u.shape[1]):
         us, rs = u_sorted[:, i], r_sorted[:, i]
@@ -144,7 +156,7 @@ def per_example_epsilon(unlearned, retrained, *, delta: float = DELTA) -> np.nda
         tp_s, fp_s = _single_counts(pos, neg)
         peaky, other = (neg, pos) if (pos[-1] - pos[0]) >= (neg[-1] - neg[0]) else (pos, neg)
         tp_d, fp_d = _double_counts(peaky, other)
-        best = max(tables[pos.size, neg.size][tp_s, fp_s].max(), tables[peaky.size, other.size][tp_d, fp_d].max())
+        best = max(best_epsilon(tp_s, fp_s, pos.size, neg.size), best_epsilon(tp_d, fp_d, peaky.size, other.size))
         eps[i] = np.clip(best, 0.0, EPSILON_CAP)  # all discarded (−1) → 0; perfect (inf) → the cap
     return eps
 
