@@ -37,12 +37,10 @@ class CFk(Unlearner):
         "include_head": Param(True, "count and train the classifier head (SCRUB's code keeps it frozen)", bool),
     }
     test_accuracy_bound = 0.15
-    reinitialise = False  # EU-k re-initialises the selected layers first
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         layers = [m for _, m in last_layers(model, self.hp["k"], self.hp["include_head"])]
-        if self.reinitialise:
-            self._reinit(layers, task)
+        self._prepare(layers, task)
         params = [p for m in layers for p in m.parameters(recurse=False)]
         retain = self.stream(task.retain, task)
 
@@ -56,5 +54,5 @@ class CFk(Unlearner):
     def _epochs(self, task: UnlearningTask) -> float:
         return self.hp["epochs"]
 
-    def _reinit(self, layers: list[nn.Module], task: UnlearningTask) -> None:
-        raise NotImplementedError
+    def _prepare(self, layers: list[nn.Module], task: UnlearningTask) -> None:
+        """Hook before training the selected layers (EU-k re-initialises them); CF-k keeps them."""

@@ -28,7 +28,6 @@ class EUk(CFk):
         "epochs": Param(None, "training epochs over D_r (default: the original recipe's)", float,
                         low=0.0, open_low=True, allow_none=True),
     }
-    reinitialise = True
 
     def _epochs(self, task: UnlearningTask) -> float:
         if self.hp["epochs"] is not None:
@@ -38,5 +37,5 @@ class EUk(CFk):
                               "recipe; set its 'epochs' parameter")
         return task.recipe.epochs
 
-    def _reinit(self, layers: list[nn.Module], task: UnlearningTask) -> None:
+    def _prepare(self, layers: list[nn.Module], task: UnlearningTask) -> None:
         reinit_modules(layers, seed=task.seed * 1_000_003 + 29)
