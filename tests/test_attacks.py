@@ -361,3 +361,19 @@ def test_tempered_probability_is_exact_with_logit_gaps():
     assert exact.take(1, axis=0).logit_gaps.shape == (7, 2, 4) and exact.take(1, axis=0).phi.shape == (7, 2)
     assert SignalSet.stack([exact, exact]).logit_gaps.shape == (2, 5, 7, 2, 4)
     assert SignalSet.stack([exact, reduced]).logit_gaps is None
+
+
+def test_leave_one_out_scores_are_unbiased_between_identical_groups():
+    """U-LiRA on two identically distributed groups of 3: balanced accuracy 0.5 on average
+    (a plain leave-one-out scores each model against a smaller fit of its own group: ≈ 0.58)."""
+    from unlearn_audit.attacks.ulira import per_example_balanced_accuracy
+
+    rng = np.random.default_rng(0)
+    accs = []
+    for _ in range(10):
+        phi = rng.normal(0, 3, (1, 200, 1)) + rng.normal(0, 1, (6, 200, 1)) * rng.uniform(0.5, 3, (1, 200, 1))
+        keep = np.zeros((6, 200), bool)
+        keep[:3] = True
+        data = AttackData(target=signals(phi[0]), references=signals(phi), reference_in=keep)
+        accs.append(np.nanmean(per_example_balanced_accuracy(get_attack("ulira").score_references(data), keep)))
+    assert abs(np.mean(accs) - 0.5) < 0.03

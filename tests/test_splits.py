@@ -142,3 +142,22 @@ def test_npz_dataset_bad_arrays(tmp_path):
 def test_digits_is_normalised(digits):
     assert digits.x.shape == (1797, 1, 8, 8)
     assert abs(float(digits.x.mean())) < 1e-4 and abs(float(digits.x.std()) - 1) < 1e-2
+
+
+def test_nonmembers_match_the_forgotten_class(digits):
+    random = make_split(digits, "random:0.1", seed=0)
+    np.testing.assert_array_equal(random.nonmembers(digits), random.heldout)
+    cls = make_split(digits, "class:3", seed=0)
+    neg = cls.nonmembers(digits)
+    assert neg.size > 10 and (digits.y.numpy()[neg] == 3).all()
+    assert set(neg) <= set(cls.heldout)
+
+
+def test_nonmembers_match_the_forgotten_fine_class():
+    n = 80
+    ds = Dataset(name="toy", x=torch.randn(n, 1, 4, 4), y=torch.tensor([i % 2 for i in range(n)]),
+                 class_names=("a", "b"), mean=(0.0,), std=(1.0,),
+                 fine_labels=np.array([i % 4 for i in range(n)]), fine_names=("a1", "b1", "a2", "b2"))
+    s = make_split(ds, "subclass:a2", seed=0)
+    neg = s.nonmembers(ds)
+    assert neg.size > 0 and (ds.fine_labels[neg] == 2).all()

@@ -2,8 +2,8 @@
 
 The audit of a group of models (the K results of one unlearning method, or the K originals) is
 made against K retrained reference models — models trained on the retain set R that never saw
-the forget set F. Every number compares forget examples with held-out examples (never trained on)
-or unlearned models with retrained ones:
+the forget set F. Every number compares forget examples with held-out examples (never trained on;
+for class-wise forgetting, those of the forgotten class) or unlearned models with retrained ones:
 
 * UA / RA / TA — 100 − forget accuracy, retain and test accuracy (%);
 * ``mia_efficacy`` — SalUn / ℓ1-sparse SVC MIA-Efficacy (% of F predicted non-member);
@@ -34,7 +34,6 @@ from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, unlearning_accu
 from unlearn_audit.signals import SignalSet, compute_logits
 from unlearn_audit.stats import roc_auc, tpr_at_fpr
 
-PARTS = ("forget", "heldout", "retain", "test")
 
 
 def default_queries(augment: str) -> tuple[str, ...]:
@@ -44,7 +43,11 @@ def default_queries(augment: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ModelSignals:
-    """Signals of one model on the forget, held-out, retain and test examples, shapes (n, Q)."""
+    """Signals of one model on the forget, held-out, retain and test examples, shapes (n, Q).
+
+    ``heldout`` holds the non-members the forget set is compared with (:meth:`Split.nonmembers`:
+    for class-wise forgetting, held-out examples of the forgotten class).
+    """
 
     forget: SignalSet
     heldout: SignalSet
@@ -57,7 +60,7 @@ class ModelSignals:
 
 def model_signals(model, scenario, queries: tuple[str, ...]) -> ModelSignals:
     s = scenario.split
-    parts = [s.forget, s.heldout, s.retain, s.test]
+    parts = [s.forget, s.nonmembers(scenario.dataset), s.retain, s.test]
     idx = np.concatenate(parts)
     logits = compute_logits([model], scenario.dataset.x[idx], queries, scenario.accel)[0]
     signals = SignalSet.from_logits(logits, scenario.dataset.y.numpy()[idx])
@@ -114,7 +117,7 @@ def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> di
     member = np.zeros(phi.shape[:2], dtype=bool)
     member[: len(group)] = True
     attack = get_attack("ulira")
-    if len(group) >= 2 and len(references) >= 2 and phi.shape[0] - 1 >= attack.min_references:
+    if len(group) >= 2 and len(references) >= 2 and phi.shape[0] - 2 >= attack.min_references:
         data = AttackData(target=group[0].forget, references=SignalSet.stack([m.forget for m in group + references]),
                           reference_in=member)
         scores = attack.score_references(data)

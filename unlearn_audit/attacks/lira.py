@@ -80,20 +80,42 @@ class LiRA(Attack):
         """Leave-one-out scores (M, N): each reference model attacked with the others as references.
 
         Used to evaluate the attack on the bank itself (each reference's true membership is
-        ``reference_in``) and, in U-LiRA, to measure per-example balanced accuracy.
+        ``reference_in``) and, in U-LiRA, to measure per-example balanced accuracy. For every model
+        and example, one model of the *other* group is left out too (the next one, cyclically), so
+        both groups' fits have one model fewer, whichever group the scored model belongs to. With a
+        plain leave-one-out a model is always scored against a smaller fit of its own group than of
+        the other, which with few references biases the scores of the two groups apart (on
+        identically distributed groups of 3 it moves balanced accuracy from 0.5 to ≈ 0.58).
         """
         self._validate(data)
         phi, keep = data.references.phi, np.asarray(data.reference_in, dtype=bool)
         m = phi.shape[0]
-        if m - 1 < self.min_references:
-            raise ConfigError(f"attack {self.name!r}: leave-one-out needs at least {self.min_references + 1} "
+        if m - 2 < self.min_references:
+            raise ConfigError(f"attack {self.name!r}: leave-one-out needs at least {self.min_references + 2} "
                               f"reference models, got {m}")
+        order = np.arange(m)
         out = np.empty(keep.shape)
         for i in range(m):
-            others = np.arange(m) != i
-            fits = self.fit(phi[others], keep[others])
+            opposite = keep != keep[i][None, :]  # (M, N): models in the other group, per example
+            # the first opposite-group model after i, cyclically (per example)
+            rank = np.where(opposite, ((order - i) % m)[:, None], m)
+            partner = rank.argmin(axis=0)
+            has_partner = opposite[partner, np.arange(keep.shape[1])]
+            used = np.ones_like(keep)
+            used[i] = False
+            cols = np.flatnonzero(has_partner)
+            used[partner[cols], cols] = False
+            others = np.flatnonzero(order != i)
+            fits = self._fit_masked(phi[others], keep[others], used[others])
             out[i] = self.statistic(phi[i], *fits)
         return out
+
+    def _fit_masked(self, phi: np.ndarray, keep: np.ndarray, used: np.ndarray):
+        """Like :meth:`fit`, with ``used`` (M, N) excluding individual (model, example) statistics."""
+        variance = resolve_variance(self.variance, phi.shape[0])
+        fit_in = (fit_gaussian(phi, keep & used, center=self.center, variance=variance) if self.online else None)
+        fit_out = fit_gaussian(phi, ~keep & used, center=self.center, variance=variance)
+        return fit_in, fit_out
 
 
 class OfflineLiRA(LiRA):

@@ -55,6 +55,20 @@ class Split:
     def retain(self) -> np.ndarray:
         return self.pool[~self.forget_mask]
 
+    def nonmembers(self, dataset: Dataset) -> np.ndarray:
+        """Held-out examples that are the right non-members to compare the forget set with.
+
+        Random forgetting: the whole held-out set. Class (sub-class) forgetting: the held-out
+        examples of the forgotten class (fine class) — against other classes a forget-vs-held-out
+        attack would measure how classes differ, not whether F was trained on.
+        """
+        if self.scenario == "class":
+            return self.heldout[dataset.y.numpy()[self.heldout] == self.forget_class]
+        if self.scenario == "subclass":
+            fine = np.unique(dataset.fine_labels[self.forget])
+            return self.heldout[np.isin(dataset.fine_labels[self.heldout], fine)]
+        return self.heldout
+
     def summary(self) -> dict:
         return {
             "pool": int(self.pool.size),
