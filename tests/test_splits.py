@@ -63,11 +63,15 @@ def test_indices_are_pool_positions(digits, tmp_path):
     np.testing.assert_array_equal(s.forget, s.pool[[0, 3]])
 
 
+def _hierarchical(n: int) -> Dataset:
+    """Two coarse classes a, b, each made of two fine classes (a1, a2 / b1, b2)."""
+    return Dataset(name="toy", x=torch.randn(n, 1, 4, 4), y=torch.tensor([i % 2 for i in range(n)]),
+                   class_names=("a", "b"), mean=(0.0,), std=(1.0,),
+                   fine_labels=np.array([i % 4 for i in range(n)]), fine_names=("a1", "b1", "a2", "b2"))
+
+
 def test_subclass_on_dataset_with_fine_labels():
-    n = 40
-    ds = Dataset(name="toy", x=torch.randn(n, 1, 4, 4), y=torch.tensor([i % 2 for i in range(n)]),
-                 class_names=("a", "b"), mean=(0.0,), std=(1.0,),
-                 fine_labels=np.array([i % 4 for i in range(n)]), fine_names=("a1", "b1", "a2", "b2"))
+    ds = _hierarchical(40)
     s = make_split(ds, "subclass:a2", seed=0)
     assert (ds.fine_labels[s.forget] == 2).all() and s.scenario == "subclass"
     assert (ds.y.numpy()[s.forget] == 0).all()
@@ -154,10 +158,7 @@ def test_nonmembers_match_the_forgotten_class(digits):
 
 
 def test_nonmembers_match_the_forgotten_fine_class():
-    n = 80
-    ds = Dataset(name="toy", x=torch.randn(n, 1, 4, 4), y=torch.tensor([i % 2 for i in range(n)]),
-                 class_names=("a", "b"), mean=(0.0,), std=(1.0,),
-                 fine_labels=np.array([i % 4 for i in range(n)]), fine_names=("a1", "b1", "a2", "b2"))
+    ds = _hierarchical(80)
     s = make_split(ds, "subclass:a2", seed=0)
     neg = s.nonmembers(ds)
     assert neg.size > 0 and (ds.fine_labels[neg] == 2).all()

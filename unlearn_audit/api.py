@@ -76,7 +76,8 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     originals = scenario.bank("original", v.originals, progress=progress)
     retrained = scenario.bank("retrain", v.references, progress=progress)
     queries = default_queries(scenario.recipe.augment)
-    signals = {name: [model_signals(m, scenario, queries) for m in models]
+    # the decision reads the forget set and test accuracy only: skip the (large) retain set
+    signals = {name: [model_signals(m, scenario, queries, parts=("forget", "test")) for m in models]
                for name, models in (("target", [target]), ("originals", originals.models),
                                     ("retrained", retrained.models))}
     verdict = certify(

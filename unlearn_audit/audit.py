@@ -46,26 +46,33 @@ class ModelSignals:
     """Signals of one model on the forget, held-out, retain and test examples, shapes (n, Q).
 
     ``heldout`` holds the non-members the forget set is compared with (:meth:`Split.nonmembers`:
-    for class-wise forgetting, held-out examples of the forgotten class).
+    for class-wise forgetting, held-out examples of the forgotten class). Parts not asked for in
+    :func:`model_signals` are ``None``.
     """
 
-    forget: SignalSet
-    heldout: SignalSet
-    retain: SignalSet
-    test: SignalSet
+    forget: SignalSet | None
+    heldout: SignalSet | None
+    retain: SignalSet | None
+    test: SignalSet | None
 
     def accuracy(self, part: str) -> float:
         return float(getattr(self, part).correct[:, 0].mean())
 
 
-def model_signals(model, scenario, queries: tuple[str, ...]) -> ModelSignals:
+PARTS = ("forget", "heldout", "retain", "test")
+
+
+def model_signals(model, scenario, queries: tuple[str, ...], parts: tuple[str, ...] = PARTS) -> ModelSignals:
+    """Run ``model`` once over the examples of the requested ``parts`` (default: all four)."""
     s = scenario.split
-    parts = [s.forget, s.nonmembers(scenario.dataset), s.retain, s.test]
-    idx = np.concatenate(parts)
+    where = {"forget": s.forget, "heldout": s.nonmembers(scenario.dataset), "retain": s.retain, "test": s.test}
+    chosen = [where[p] for p in parts]
+    idx = np.concatenate(chosen)
     logits = compute_logits([model], scenario.dataset.x[idx], queries, scenario.accel)[0]
     signals = SignalSet.from_logits(logits, scenario.dataset.y.numpy()[idx])
-    bounds = np.cumsum([0] + [p.size for p in parts])
-    return ModelSignals(*(signals.take(np.arange(bounds[i], bounds[i + 1])) for i in range(4)))
+    bounds = np.cumsum([0] + [p.size for p in chosen])
+    taken = {p: signals.take(np.arange(bounds[k], bounds[k + 1])) for k, p in enumerate(parts)}
+    return ModelSignals(**{p: taken.get(p) for p in PARTS})
 
 
 def _accuracies(ms: ModelSignals, mia: float):

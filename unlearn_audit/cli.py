@@ -88,6 +88,16 @@ def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
     return out
 
 
+def _emit(records: list[dict], as_json: bool, headers: list[str], row, **tabulate_options) -> None:
+    """Print ``records`` as JSON, or as a table with one ``row(record)`` per record."""
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate([row(r) for r in records], headers=headers, tablefmt="simple", **tabulate_options))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="unlearn-audit")
 def main():
@@ -268,57 +278,41 @@ def refs_build(config_path, kind, count, chunk_size, gpus_per_task, no_ensemble,
 @_handle_errors
 def refs_list(store, as_json):
     """List the banks in the store: kind, dataset, forget spec, models present / count, accuracy, size."""
-    from tabulate import tabulate
-
     from unlearn_audit import api
 
     rows = api.list_references(store)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    if not rows:
+    if not rows and not as_json:
         click.echo("the store holds no bank yet; build one with `unlearn-audit refs build`")
         return
-    table = [[r["kind"], r["dataset"], r["forget"], r["arch"], r["seed"], f"{r['models']}/{r['count']}",
-              "—" if r["mean_accuracy"] is None else f"{100 * r['mean_accuracy']:.1f}%",
-              f"{r['bytes'] / 1e6:.1f} MB", r["key"][:12]] for r in rows]
-    click.echo(tabulate(table, headers=["Kind", "Dataset", "Forget", "Arch", "Seed", "Models", "Test acc",
-                                        "Size", "Key"], tablefmt="simple"))
+    _emit(rows, as_json, ["Kind", "Dataset", "Forget", "Arch", "Seed", "Models", "Test acc", "Size", "Key"],
+          lambda r: [r["kind"], r["dataset"], r["forget"], r["arch"], r["seed"], f"{r['models']}/{r['count']}",
+                     "—" if r["mean_accuracy"] is None else f"{100 * r['mean_accuracy']:.1f}%",
+                     f"{r['bytes'] / 1e6:.1f} MB", r["key"][:12]])
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def methods(as_json):
     """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
-    from tabulate import tabulate
-
     from unlearn_audit.methods import REGISTRY
 
-    infos = [cls.describe() for cls in REGISTRY.values()]
-    if as_json:
-        click.echo(json.dumps(infos, indent=2, default=str))
-        return
-    rows = [[i["name"], i["data_access"], ",".join(i["scenarios"]), i["spec"],
-             ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]] for i in infos]
-    click.echo(tabulate(rows, headers=["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
-                        tablefmt="simple", maxcolwidths=[None, None, 12, 22, 50, 50]))
+    _emit([cls.describe() for cls in REGISTRY.values()], as_json,
+          ["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
+          lambda i: [i["name"], i["data_access"], ",".join(i["scenarios"]), i["spec"],
+                     ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]],
+          maxcolwidths=[None, None, 12, 22, 50, 50])
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def attacks(as_json):
     """List membership-inference attacks with their threat model and citation."""
-    from tabulate import tabulate
-
     from unlearn_audit.attacks import REGISTRY
 
-    infos = [cls.describe() for cls in REGISTRY.values()]
-    if as_json:
-        click.echo(json.dumps(infos, indent=2, default=str))
-        return
-    rows = [[i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]] for i in infos]
-    click.echo(tabulate(rows, headers=["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
-                        tablefmt="simple", maxcolwidths=[None, 25, 45, None, 45]))
+    _emit([cls.describe() for cls in REGISTRY.values()], as_json,
+          ["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
+          lambda i: [i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]],
+          maxcolwidths=[None, 25, 45, None, 45])
 
 
 if __name__ == "__main__":  # pragma: no cover
