@@ -7,7 +7,7 @@ from unlearn_audit.config import Config
 from unlearn_audit.errors import TrainingDivergedError
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
-from unlearn_audit.training import Recipe, accuracy, augment_batch, make_generator, train_model
+from unlearn_audit.training import Recipe, accuracy, augment_batch, init_model, make_generator, train_model
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,27 @@ def test_user_factory_architecture():
 
     model = build_model("tests.factories:tiny_linear", 4, (1, 8, 8))
     assert model(torch.randn(3, 1, 8, 8)).shape == (3, 4)
+
+
+def test_airnet_whitening_layer_whitens_training_patches():
+    """airnet's first convolution, set from data, maps 2x2 patches to (nearly) unit second moment."""
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(48, 48, generator=g)  # correlated channels and pixels
+    images = (torch.randn(2000, 48, generator=g) @ mix).reshape(2000, 3, 4, 4)
+    model = init_model(Recipe(arch="airnet"), 10, (3, 4, 4), seed=0, x=images)
+    w = model.whiten.weight.detach()
+    assert w.shape == (24, 3, 2, 2) and not model.whiten.weight.requires_grad
+    out = torch.nn.functional.conv2d(images, w[:12]).permute(0, 2, 3, 1).reshape(-1, 12)  # every patch
+    moment = out.T @ out / out.shape[0]
+    assert torch.allclose(moment, torch.eye(12), atol=0.02)
+    assert torch.equal(w[12:], -w[:12])
+    # the whitening is never trained: absent from the optimiser's parameters
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "whiten.weight" not in trained and "whiten.bias" in trained
+
+
+def test_airnet_whitening_depends_on_the_training_data(digits, accel):
+    recipe = Recipe(arch="airnet", epochs=1, batch_size=32)
+    a = train_model(recipe, digits.x[:64], digits.y[:64], num_classes=10, seed=0, accel=accel)
+    b = train_model(recipe, digits.x[64:128], digits.y[64:128], num_classes=10, seed=0, accel=accel)
+    assert not torch.allclose(a.whiten.weight, b.whiten.weight)

@@ -27,6 +27,7 @@ class Retrain(Unlearner):
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         if task.recipe is None:
             raise ConfigError("method 'retrain' needs the original training recipe in the task")
-        fresh = init_model(task.recipe, task.num_classes, tuple(task.retain.x.shape[1:]), seed=task.seed + 104_729)
+        fresh = init_model(task.recipe, task.num_classes, tuple(task.retain.x.shape[1:]),
+                           seed=task.seed + 104_729, x=task.retain.x)
         return fit(fresh, task.retain.x, task.retain.y, task.recipe, seed=task.seed + 104_729,
                    accel=task.accel, epochs=self.hp["epochs"], where="method retrain")

@@ -2,11 +2,18 @@
 
 Layout (widths for 32x32 inputs)::
 
-    2x2 patch conv (no padding, 24 ch) -> GELU
+    2x2 whitening conv (no padding, 2 * C*2*2 ch, weights frozen) -> GELU
     group(64)  : conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU
     group(256) : same
     group(256) : same
     global max-pool -> linear (no bias) -> x 1/9 (scaled output)
+
+The first convolution is airbench's whitening layer: its 2x2 filters are the eigenvectors of
+the training images' 2x2-patch second-moment matrix scaled by 1/sqrt(eigenvalue + 5e-4), each with
+its negation (so the GELU sees both signs), computed by :meth:`AirNet.init_from_data` from the
+model's own training inputs (the first 5,000) and never trained. The trainers call it through
+:func:`~unlearn_audit.training.trainer.init_model`. Simplification: airbench trains the whitening
+bias for the first 3 epochs only; here the bias trains throughout.
 
 Pools use ``ceil_mode`` so small inputs (8x8 digits) still reach the head. BatchNorm uses
 airbench's fast momentum (0.6, i.e. running statistics track the last few batches) because airnet is
@@ -18,13 +25,15 @@ vectorised ensemble.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.models.zoo import register_arch
 
 WIDTHS = (64, 256, 256)
-STEM = 24
+WHITENING_EPS = 5e-4
+WHITENING_IMAGES = 5000
 OUTPUT_SCALE = 1 / 9
 
 
@@ -46,8 +55,11 @@ class ConvGroup(nn.Module):
 class AirNet(nn.Module):
     def __init__(self, channels: int, num_classes: int, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, STEM, 2, bias=True), nn.GELU())
-        groups, cin = [], STEM
+        patch = channels * 2 * 2
+        self.whiten = nn.Conv2d(channels, 2 * patch, 2, bias=True)
+        self.whiten.weight.requires_grad_(False)  # set from data, never trained
+        self.act = nn.GELU()
+        groups, cin = [], 2 * patch
         for width in widths:
             groups.append(ConvGroup(cin, width))
             cin = width
@@ -55,8 +67,20 @@ class AirNet(nn.Module):
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(cin, num_classes, bias=False)
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Set the whitening filters from training images ``x`` (N, C, H, W)."""
+        x = x[:WHITENING_IMAGES].float().to(self.whiten.weight.device)
+        c = x.shape[1]
+        patches = x.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4)
+        moment = patches.T @ patches / patches.shape[0]
+        eigenvalues, eigenvectors = torch.linalg.eigh(moment.double())
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + WHITENING_EPS)[:, None]).float()
+        filters = filters.flip(0).reshape(c * 4, c, 2, 2)  # largest eigenvalue first
+        self.whiten.weight.copy_(torch.cat([filters, -filters]))
+
     def forward(self, x):
-        x = self.pool(self.groups(self.stem(x))).flatten(1)
+        x = self.pool(self.groups(self.act(self.whiten(x)))).flatten(1)
         return self.head(x) * OUTPUT_SCALE
 
 

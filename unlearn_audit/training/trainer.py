@@ -20,11 +20,19 @@ from unlearn_audit.training.recipe import Recipe
 TRAINER_VERSION = "1"
 
 
-def init_model(recipe: Recipe, num_classes: int, input_shape: tuple[int, ...], seed: int) -> nn.Module:
-    """A freshly initialised model whose weights depend only on ``seed``."""
+def init_model(recipe: Recipe, num_classes: int, input_shape: tuple[int, ...], seed: int,
+               x: torch.Tensor | None = None) -> nn.Module:
+    """A freshly initialised model whose weights depend only on ``seed`` and its training inputs.
+
+    Architectures with a data-dependent first layer (``airnet``'s whitening convolution) define
+    ``init_from_data(x)``; it is called with ``x``, the inputs the model will be trained on.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) & 0xFFFF_FFFF)
-        return build_model(recipe.arch, num_classes, input_shape)
+        model = build_model(recipe.arch, num_classes, input_shape)
+    if x is not None and hasattr(model, "init_from_data"):
+        model.init_from_data(x)
+    return model
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, *, seed: int,
@@ -55,5 +63,5 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, *, s
 def train_model(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, seed: int,
                 accel: Accelerator, progress=None) -> nn.Module:
     """Initialise a model from ``seed`` and train it on (x, y)."""
-    model = init_model(recipe, num_classes, tuple(x.shape[1:]), seed)
+    model = init_model(recipe, num_classes, tuple(x.shape[1:]), seed, x)
     return fit(model, x, y, recipe, seed=seed, accel=accel, progress=progress)
