@@ -11,7 +11,7 @@ from scipy import stats
 from torch import nn
 
 from unlearn_audit.models.zoo import register_arch
-from unlearn_audit.training import Recipe, accuracy, train_model
+from unlearn_audit.training import Recipe, accuracy, init_model, train_model
 from unlearn_audit.training.ensemble import (
     Stack,
     ensemble_logits,
@@ -69,6 +69,10 @@ def test_batchnorm_statistics_are_per_model(digits, accel):
     means = [m.groups[0].norm1.running_mean for m in models]
     assert not torch.allclose(means[0], means[1]) and not torch.allclose(means[1], means[2])
     assert [int(m.groups[0].norm1.num_batches_tracked) for m in models] == [2, 2, 1]
+    # each member's whitening layer comes from its own training subset, as when trained alone
+    alone = init_model(recipe, 10, tuple(digits.x.shape[1:]), 1, digits.x[:32])
+    assert torch.allclose(models[0].whiten.weight, alone.whiten.weight)
+    assert not torch.allclose(models[0].whiten.weight, models[1].whiten.weight)
 
 
 class _Counter(nn.Module):

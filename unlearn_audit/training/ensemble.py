@@ -246,8 +246,7 @@ def train_ensemble(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, subsets: Se
         raise ConfigError(f"{len(subsets)} training subsets but {len(seeds)} seeds")
     epochs = recipe.epochs if epochs is None else epochs
     input_shape = tuple(x.shape[1:])
-    models = [init_model(recipe, num_classes, input_shape, seed, x[torch.as_tensor(subset)])
-              for subset, seed in zip(subsets, seeds)]
+    models = [init_model(recipe, num_classes, input_shape, seed, x, subset) for subset, seed in zip(subsets, seeds)]
     problem = vectorise_problem(models[0], input_shape) if len(models) > 1 else "one model"
     if problem is not None:
         if len(models) > 1:

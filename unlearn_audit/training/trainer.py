@@ -21,17 +21,18 @@ TRAINER_VERSION = "1"
 
 
 def init_model(recipe: Recipe, num_classes: int, input_shape: tuple[int, ...], seed: int,
-               x: torch.Tensor | None = None) -> nn.Module:
+               x: torch.Tensor | None = None, subset=None) -> nn.Module:
     """A freshly initialised model whose weights depend only on ``seed`` and its training inputs.
 
     Architectures with a data-dependent first layer (``airnet``'s whitening convolution) define
-    ``init_from_data(x)``; it is called with ``x``, the inputs the model will be trained on.
+    ``init_from_data(x)``; it is called with the inputs the model will be trained on: ``x``, or
+    its rows ``subset`` (gathered only for such architectures).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) & 0xFFFF_FFFF)
         model = build_model(recipe.arch, num_classes, input_shape)
     if x is not None and hasattr(model, "init_from_data"):
-        model.init_from_data(x)
+        model.init_from_data(x if subset is None else x[torch.as_tensor(subset)])
     return model
 
 
