@@ -99,3 +99,24 @@ def test_airnet_whitening_depends_on_the_training_data(digits, accel):
     a = train_model(recipe, digits.x[:64], digits.y[:64], num_classes=10, seed=0, accel=accel)
     b = train_model(recipe, digits.x[64:128], digits.y[64:128], num_classes=10, seed=0, accel=accel)
     assert not torch.allclose(a.whiten.weight, b.whiten.weight)
+
+
+@pytest.mark.parametrize("bad_step, n_steps", [(0, 5), (7, 20), (60, 130)])
+def test_optimize_stops_a_run_whose_loss_turns_nan(bad_step, n_steps):
+    """Finiteness is checked every few steps (not every step), but a NaN is never missed."""
+    from unlearn_audit.training import Accelerator, optimize
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.ones(4, 2)
+
+    def step_loss(step):  # one NaN loss that leaves the weights finite: only the check can see it
+        if step == bad_step:
+            return torch.tensor(float("nan"), requires_grad=True)
+        return model(x).pow(2).mean()
+
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        optimize(model, step_loss, opt, n_steps, accel=Accelerator())
+    fresh = torch.nn.Linear(2, 1)  # the same run without the NaN: no error
+    optimize(fresh, lambda step: fresh(x).pow(2).mean(), torch.optim.SGD(fresh.parameters(), lr=0.1), n_steps,
+             accel=Accelerator())

@@ -37,7 +37,7 @@ from torch import nn
 
 from unlearn_audit.methods._influence import cosine_similarity_matrix, head_inputs, kl_to_target
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
-from unlearn_audit.training.loop import BatchStream, predict_logits
+from unlearn_audit.training.loop import BatchStream, predict_logits, to_device
 
 
 def aggregate_reference(logits: torch.Tensor, aggregation: str, temperature: float) -> torch.Tensor:
@@ -123,7 +123,7 @@ class ReGUn(Unlearner):
         n_h = len(held)
 
         def class_informed(y: torch.Tensor, _i: torch.Tensor) -> torch.Tensor:
-            r = torch.rand(y.shape[0], generator=gen).to(device)
+            r = to_device(torch.rand(y.shape[0], generator=gen), device)
             cnt = counts[y]
             in_class = order[(offsets[y] + (r * cnt).long().clamp(max=(cnt - 1).clamp(min=0))).clamp(max=n_h - 1)]
             anywhere = order[(r * n_h).long().clamp(max=n_h - 1)]

@@ -82,7 +82,7 @@ class BatchStream:
     def epoch(self) -> Iterator[tuple[torch.Tensor, ...]]:
         device = self.tensors[0].device
         if self.shuffle:
-            order = torch.randperm(self.n, generator=self.generator).to(device)
+            order = to_device(torch.randperm(self.n, generator=self.generator), device)
         else:
             order = torch.arange(self.n, device=device)
         for b in range(self.steps_per_epoch):
@@ -98,6 +98,17 @@ class BatchStream:
         except StopIteration:
             self._iter = self.epoch()
             return next(self._iter)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a small CPU tensor (random draws) to ``device`` without waiting for the GPU.
+
+    A copy from ordinary host memory blocks until the GPU has finished all queued work; from pinned
+    memory it is queued like a kernel (the pinned block is recycled only after the copy ran).
+    """
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -150,13 +161,13 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator, paddin
         return x
     n = x.shape[0]
     if "flip" in kind:
-        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        flip = to_device(torch.rand(n, generator=generator) < 0.5, x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if "crop" in kind and padding > 0:
         h, w = x.shape[2], x.shape[3]
         padded = F.pad(x, (padding,) * 4)
-        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        dy = to_device(torch.randint(0, 2 * padding + 1, (n,), generator=generator), x.device)
+        dx = to_device(torch.randint(0, 2 * padding + 1, (n,), generator=generator), x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # n x h
         cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # n x w
         batch = torch.arange(n, device=x.device)[:, None, None]
@@ -166,10 +177,16 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator, paddin
     return x
 
 
-def check_finite(loss: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(loss.detach()).all():
+# Steps between checks that the loss is finite: each check waits for the GPU, so it is not done
+# every step; a diverged run is still stopped (within this many steps) and nothing is saved.
+FINITE_CHECK_EVERY = 50
+
+
+def check_finite(finite: torch.Tensor, where: str, step: int) -> None:
+    """Raise :class:`TrainingDivergedError` unless ``finite`` (a device bool) is still true."""
+    if not bool(finite):
         raise TrainingDivergedError(
-            f"{where}: loss became {loss.detach().float().item()} (diverged); "
+            f"{where}: the loss became NaN or infinite by step {step + 1} (diverged); "
             f"lower the learning rate or check the data — nothing was saved"
         )
 
@@ -195,15 +212,20 @@ def optimize(
     ``after_step(step, optimizer)`` runs after the optimiser step (restoring masked weights and
     their optimiser state, projections). ``should_stop(step,
     loss)`` ends the run early when it returns True (stopping rules of unbounded objectives); it
-    costs one device synchronisation per step, so it is only evaluated when given. ``progress`` is
+    costs one device synchronisation per step, so it is only evaluated when given. A NaN or infinite
+    loss raises :class:`TrainingDivergedError` (checked every ``FINITE_CHECK_EVERY`` steps and at the
+    end, so the GPU is not made to wait at every step). ``progress`` is
     an optional tqdm bar advanced once per step.
     """
     model.train()
+    finite = torch.ones((), dtype=torch.bool, device=accel.device)
     for step in range(n_steps):
         optimizer.zero_grad(set_to_none=True)
         with accel.autocast():
             loss = step_loss(step)
-        check_finite(loss, where)
+        finite &= torch.isfinite(loss.detach()).all()
+        if step % FINITE_CHECK_EVERY == 0 or step + 1 == n_steps:
+            check_finite(finite, where, step)
         loss.backward()
         if grad_transform is not None:
             grad_transform()
@@ -220,6 +242,8 @@ def optimize(
             progress.update(1)
         if should_stop is not None and should_stop(step, loss.detach().float().item()):
             break
+    if n_steps > 0:
+        check_finite(finite, where, step)
     return model
 
 
