@@ -102,7 +102,7 @@ def run_jobs(data: TrainData, jobs: Sequence[TrainJob], *, backend: str = "local
     if not jobs:
         return []
     on_done = on_done or (lambda _results: None)
-    size = chunk_size or (DEFAULT_CHUNK if data.ensemble else 1)
+    size = (DEFAULT_CHUNK if data.ensemble else 1) if chunk_size is None else chunk_size
     if size < 1:
         raise ConfigError(f"chunk size must be at least 1, got {size}")
     if workers is not None and workers < 1:
