@@ -203,6 +203,17 @@ def test_refs_build_resumes_and_lists(run, tmp_path):
     assert "0 trained, 2 reused" in again.output
     listing = runner.invoke(main, ["refs", "list", "--store", store])
     assert listing.exit_code == 0 and "shadow" in listing.output and "2/2" in listing.output
+    # a damaged model file: rebuilt, with one plain warning line (no Python warning format)
+    payload = next(p for p in (tmp_path / "store").rglob("payload.safetensors") if p.stat().st_size > 10_000)
+    payload.write_bytes(payload.read_bytes()[:-16] + b"0" * 16)
+    repaired = subprocess.run([sys.executable, "-m", "unlearn_audit", "refs", "build", "--kind", "shadow",
+                               "--count", "2", "--epochs", "2", "--store", store, "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "1 trained, 1 reused, 1 rebuilt" in repaired.stdout
+    warning_lines = [line for line in repaired.stderr.splitlines() if "corrupt" in line]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("warning: store entry"), repaired.stderr
+    assert "UserWarning" not in repaired.stderr
 
 
 def test_refs_build_odd_shadow_count(tmp_path):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
+import warnings
 
 import click
 
@@ -106,6 +108,22 @@ def main():
     Commands work on a scenario (dataset, split, forget set, training recipe). Without --config or
     --dataset they use the embedded digits scenario, which needs no download.
     """
+    _show_warnings_plainly()
+
+
+class _WarningLine(logging.Handler):
+    """Log records as 'warning: ...' on the current stderr (looked up when written, not stored)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def _show_warnings_plainly() -> None:
+    """Warnings (a corrupt store entry being rebuilt, a sequential fallback) as one 'warning:' line."""
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
+    logger = logging.getLogger("unlearn_audit")
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
 
 
 @main.command()
