@@ -5,7 +5,8 @@ runs for all of them at once with ``torch.func``: ``vmap(grad(loss))`` over the 
 ``randomness="different"`` so dropout masks are independent per model. Each member keeps
 everything a separately trained model would have:
 
-* its own initialisation (:func:`~unlearn_audit.training.trainer.init_model` with its seed);
+* its own initialisation (:func:`~unlearn_audit.training.trainer.init_model` with its seed and,
+  for a data-dependent first layer such as airnet's whitening, its own training subset);
 * its own training subset (an index set into the shared data, e.g. a row of a bank's ``keep``
   matrix) and its own batch order, drawn exactly as :func:`~unlearn_audit.training.trainer.fit`
   draws it (same generator seed, same permutations, ``drop_last``);
