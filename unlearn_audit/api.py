@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_audit._io import atomic_write_json, ensure_writable_dir
+from unlearn_audit._io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
 from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
+from unlearn_audit.probes import probe_similar_samples
 from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
@@ -38,6 +39,13 @@ def check_output_file(path: str | Path) -> Path:
         raise ConfigError(f"--out {str(path)!r} is a directory; give a file name such as model.pt")
     ensure_writable_dir(path.parent if str(path.parent) else Path("."))
     return path
+
+
+def _load_target(scenario: Scenario, model_path: str | Path):
+    """The checkpoint at ``model_path`` as a model of the scenario's architecture, on its device."""
+    model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
+                                    input_shape=scenario.dataset.input_shape)
+    return scenario.accel.prepare_model(model), record
 
 
 def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool = True) -> dict:
@@ -70,9 +78,8 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
             check_output_file(path)
     v = config.verify
     scenario = Scenario.from_config(config)
-    target, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
-                                     input_shape=scenario.dataset.input_shape)
-    target = scenario.accel.prepare_model(target).eval()
+    target, record = _load_target(scenario, model_path)
+    target = target.eval()
     originals = scenario.bank("original", v.originals, progress=progress)
     retrained = scenario.bank("retrain", v.references, progress=progress)
     queries = default_queries(scenario.recipe.augment)
@@ -130,6 +137,31 @@ def bench(config: Config, *, progress: bool = True, report_dir: str | Path | Non
     return result, path
 
 
+def probe_similar(config: Config, model_path: str | Path, *, space: str = "inputs", threshold: float | None = None,
+                  json_path=None, indices_path=None, progress: bool = True) -> dict:
+    """The similar-sample probe (:mod:`unlearn_audit.probes.similar`) for the checkpoint at
+    ``model_path``, against ``verify.references`` retrained and ``verify.originals`` original models.
+
+    Writes the result as JSON to ``json_path`` and the dataset indices of the forget set plus its
+    near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
+    """
+    for path in (json_path, indices_path):
+        if path is not None:
+            check_output_file(path)
+    scenario = Scenario.from_config(config)
+    target, _ = _load_target(scenario, model_path)
+    originals = scenario.bank("original", config.verify.originals, progress=progress)
+    retrained = scenario.bank("retrain", config.verify.references, progress=progress)
+    result = probe_similar_samples(scenario, target.eval(), retrained.models, originals.models,
+                                   space=space, threshold=threshold)
+    info = {"model": str(model_path), "scenario": scenario.describe(), **result.to_dict()}
+    if json_path is not None:
+        atomic_write_json(json_path, info)
+    if indices_path is not None:
+        atomic_write_text(indices_path, "".join(f"{i}\n" for i in result.forget_and_neighbours))
+    return info
+
+
 def unlearn(config: Config, method: str, model_path: str | Path, out: str | Path,
             params: dict | None = None) -> dict:
     """Apply ``method`` to the checkpoint at ``model_path`` for the scenario's forget set."""
@@ -139,9 +171,7 @@ def unlearn(config: Config, method: str, model_path: str | Path, out: str | Path
     merged = {**config.methods.get(method, {}), **(params or {})}
     unlearner = get_method(method, **merged)
     scenario = Scenario.from_config(config)
-    model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
-                                    input_shape=scenario.dataset.input_shape)
-    model = scenario.accel.prepare_model(model)
+    model, record = _load_target(scenario, model_path)
     before = evaluate(model, scenario)
     start = time.perf_counter()
     result = unlearner.unlearn(model, scenario.task(config.run.seed))

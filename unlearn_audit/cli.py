@@ -56,6 +56,14 @@ def _config(config_path, **flags):
     return apply_overrides(load_config(config_path), **flags)
 
 
+def _with_verify_settings(config, **given):
+    """``config`` with the [verify] keys given on the command line (None: keep the file's value)."""
+    import dataclasses
+
+    return dataclasses.replace(config, verify=dataclasses.replace(
+        config.verify, **{k: v for k, v in given.items() if v is not None}))
+
+
 def _handle_errors(fn):
     """Turn user-facing errors into one line on stderr and exit code 2."""
 
@@ -237,15 +245,10 @@ def verify(config_path, model_path, references, originals, alpha, min_power, uti
     forgetting completeness, utility against the retrained models, and the forget examples that
     still leak. Exit code 0 PASS, 1 FAIL, 3 INCONCLUSIVE, 2 bad input.
     """
-    import dataclasses
-
     from unlearn_audit import api
 
-    config = _config(config_path, **flags)
-    given = {"references": references, "originals": originals, "alpha": alpha, "min_power": min_power,
-             "utility_tolerance": utility_tolerance}
-    config = dataclasses.replace(config, verify=dataclasses.replace(
-        config.verify, **{k: v for k, v in given.items() if v is not None}))
+    config = _with_verify_settings(_config(config_path, **flags), references=references, originals=originals,
+                                   alpha=alpha, min_power=min_power, utility_tolerance=utility_tolerance)
     info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_path=report_path,
                       progress=not quiet)
     v = info["verdict"]
@@ -257,6 +260,52 @@ def verify(config_path, model_path, references, originals, alpha, min_power, uti
     for line in v["advice"]:
         click.echo(f"  - {line}")
     sys.exit(info["exit_code"])
+
+
+@main.command()
+@_scenario_options
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint of the model that claims to have forgotten the scenario's forget set.")
+@click.option("--space", type=click.Choice(["inputs", "features"]), default="inputs", show_default=True,
+              help="Similarity of the standardised inputs, or of the penultimate features of a retrained reference.")
+@click.option("--threshold", type=float,
+              help="Cosine similarity from which a retained example counts as near (default: the median "
+                   "similarity of held-out examples to their closest retained example).")
+@click.option("--references", type=int, help="Retrained reference models. Overrides verify.references (default 4).")
+@click.option("--originals", type=int, help="Original models. Overrides verify.originals (default 4).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write the groups and every forget example's neighbour as JSON.")
+@click.option("--indices-out", "indices_path", type=click.Path(dir_okay=False),
+              help="Write the dataset indices of the forget set and its near neighbours, one per line: "
+                   "audit against them with --forget dataset-indices:FILE.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_handle_errors
+def probe(config_path, model_path, space, threshold, references, originals, json_path, indices_path, quiet, **flags):
+    """Similar-sample probe: do retained examples similar to the forget set keep its influence alive?
+
+    Splits the forget set (and, for comparison, the held-out set) by how close each example's
+    closest same-class retained example is, and shows accuracy and mean true-class probability of
+    the target, the retrained references and the originals on each part. Retrained references that
+    stay as accurate as the originals on the near part mean the neighbours carry the forget set's
+    information: forget them too (--indices-out) to audit against that stronger oracle.
+    """
+    from unlearn_audit import api
+
+    config = _with_verify_settings(_config(config_path, **flags), references=references, originals=originals)
+    info = api.probe_similar(config, model_path, space=space, threshold=threshold, json_path=json_path,
+                             indices_path=indices_path, progress=not quiet)
+    click.echo(f"{info['near']} of {info['forget']} forget examples have a retained example of their class with "
+               f"{info['space']} similarity >= {info['threshold']:.3f} ({info['exact_copies']} exact copies)")
+    keys = ("target", "retrained", "originals")
+
+    def cells(row, field):
+        return ["—" if row[field][k] is None else f"{row[field][k]:.1f}" for k in keys]
+
+    _emit(info["groups"], False, ["group", "n", *[f"acc {k}" for k in keys], *[f"p_y {k}" for k in keys]],
+          lambda r: [r["group"], r["n"], *cells(r, "accuracy"), *cells(r, "confidence")])
+    if indices_path:
+        click.echo(f"{len(info['forget_and_neighbours'])} dataset indices (forget set and near neighbours) "
+                   f"written to {indices_path}")
 
 
 @main.group()

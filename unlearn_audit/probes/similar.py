@@ -1,0 +1,173 @@
+"""Similar-sample probe: do retained examples similar to the forget set keep its influence alive?
+
+Xu et al., "Forgetting Similar Samples: Can Machine Unlearning Do it Better?" (arXiv 2601.06938,
+2026) report that when the training set holds samples similar to the forget targets, every method,
+retraining from scratch included, leaves the targets' effect in place. Their construction and
+metrics were not available to us (``reference/methods.md`` §1d marks them unobtained); this probe is
+our generic version of the check they motivate.
+
+For each forget example the probe finds the closest retained example with the same label (cosine
+similarity of the standardised inputs, or of the penultimate features of the first retrained
+reference, which never saw F) and splits F into **near** (similarity ≥ ``threshold``; exact copies
+always) and **far** (and, where the retain set holds no example of its class — class-wise
+forgetting — *class not retained*). The default threshold is the median similarity of held-out examples to their
+closest retained example, which works in either space: *near* means closer to the retain set than
+an unseen example typically is. Give an absolute cosine (e.g. 0.99 on inputs) to flag near-copies. Held-out examples are split the same way against the retain set: they were
+never trained on by any model, so their near/far difference is what closeness to the training set
+does by itself. For each group it reports the accuracy and mean true-class probability of the
+target, of the retrained references (trained on R = D \\ F) and of the originals (trained on D).
+
+Reading it: if the retrained references are about as accurate and confident on F-near as the
+originals, the retained neighbours carry F's information — the retraining oracle keeps it, so no
+unlearning method can be asked to remove it while the neighbours stay. To audit against the
+stronger oracle that also drops them, forget F together with its neighbours: the result lists the
+dataset indices of F ∪ N(F) (``forget_and_neighbours``), usable as ``--forget dataset-indices:FILE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from unlearn_audit.data.similar import Neighbours, find_neighbours
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.models.zoo import classifier_head
+from unlearn_audit.signals import SignalSet, compute_logits
+from unlearn_audit.training.loop import Accelerator
+
+SPACES = ("inputs", "features")
+MODEL_SETS = ("target", "retrained", "originals")
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, x: torch.Tensor, accel: Accelerator, batch_size: int = 1024) -> torch.Tensor:
+    """The input of ``model``'s classifier head for every example of ``x``, shape (N, d), on the CPU."""
+    _, head = classifier_head(model)
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].flatten(1).float().cpu()))
+    try:
+        model.eval()
+        for i in range(0, x.shape[0], batch_size):
+            with accel.autocast():
+                model(accel.prepare_inputs(x[i:i + batch_size]))
+    finally:
+        hook.remove()
+    return torch.cat(captured) if captured else torch.empty(0, 0)
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """Accuracy and mean true-class probability (both in %) of each model set on one group."""
+
+    group: str
+    n: int
+    accuracy: dict[str, float]
+    confidence: dict[str, float]
+
+
+@dataclass
+class SimilarSampleProbe:
+    """What the probe found; :meth:`to_dict` is its JSON form."""
+
+    space: str
+    threshold: float
+    forget_indices: np.ndarray  # dataset indices of F
+    neighbours: Neighbours  # per forget example, its closest same-class retained example
+    neighbour_indices: np.ndarray  # dataset index of that neighbour (-1: none of its class retained)
+    rows: list[GroupRow] = field(default_factory=list)
+
+    @property
+    def near(self) -> np.ndarray:
+        return self.neighbours.near(self.threshold)
+
+    @property
+    def forget_and_neighbours(self) -> np.ndarray:
+        """Dataset indices of F and of the retained neighbours of its near examples (sorted)."""
+        extra = self.neighbour_indices[self.near & (self.neighbour_indices >= 0)]
+        return np.union1d(self.forget_indices, extra)
+
+    def to_dict(self) -> dict:
+        return {
+            "space": self.space,
+            "threshold": self.threshold,
+            "forget": int(self.forget_indices.size),
+            "near": int(self.near.sum()),
+            "exact_copies": int(self.neighbours.exact.sum()),
+            "groups": [{"group": r.group, "n": r.n, "accuracy": _nan_to_none(r.accuracy),
+                        "confidence": _nan_to_none(r.confidence)} for r in self.rows],
+            "examples": [
+                {"index": int(i), "neighbour": int(j), "similarity": None if np.isnan(s) else float(s),
+                 "exact": bool(e), "near": bool(n)}
+                for i, j, s, e, n in zip(self.forget_indices, self.neighbour_indices, self.neighbours.similarity,
+                                         self.neighbours.exact, self.near)
+            ],
+            "forget_and_neighbours": self.forget_and_neighbours.tolist(),
+        }
+
+
+def _nan_to_none(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: None if np.isnan(v) else v for k, v in values.items()}
+
+
+def _group_rows(name: str, neighbours: Neighbours, threshold: float, signals: dict[str, SignalSet]) -> list[GroupRow]:
+    """Rows of one group (near, far, and without any retained example of its class if there are
+    such); ``signals`` per model set, fields shaped (models, N, 1)."""
+    near, alone = neighbours.near(threshold), np.isnan(neighbours.similarity)
+    parts = [(f"{name}, near", near), (f"{name}, far", ~near & ~alone)]
+    if alone.any():
+        parts.append((f"{name}, class not retained", alone))
+    rows = []
+    for label, mask in parts:
+        empty = not mask.any()
+        acc = {k: float("nan") if empty else float(100 * s.correct[:, mask, 0].mean()) for k, s in signals.items()}
+        conf = {k: float("nan") if empty else float(100 * s.prob[:, mask, 0].mean()) for k, s in signals.items()}
+        rows.append(GroupRow(label, int(mask.sum()), acc, conf))
+    return rows
+
+
+def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
+                          space: str = "inputs", threshold: float | None = None) -> SimilarSampleProbe:
+    """Run the probe (see the module docstring) for ``target`` on ``scenario``'s forget set;
+    ``threshold`` None: the median held-out similarity."""
+    if space not in SPACES:
+        raise ConfigError(f"unknown similarity space {space!r}; use one of {', '.join(SPACES)}")
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"the similarity threshold is a cosine: it must be in [-1, 1], got {threshold}")
+    if not retrained or not originals:
+        raise ConfigError("the similar-sample probe needs at least one retrained and one original model")
+    ds, split, accel = scenario.dataset, scenario.split, scenario.accel
+    forget, heldout, retain = split.forget, split.heldout, split.retain
+    x, y = ds.x, ds.y
+
+    def embedding(idx: np.ndarray) -> torch.Tensor | None:
+        if space == "inputs":
+            return None
+        return penultimate_features(retrained[0], x[torch.as_tensor(idx)], accel)
+
+    r_x, r_y, r_emb = x[torch.as_tensor(retain)], y[torch.as_tensor(retain)], embedding(retain)
+    found = {}
+    for name, idx in (("forget", forget), ("heldout", heldout)):
+        t = torch.as_tensor(idx)
+        found[name] = find_neighbours(x[t], y[t], r_x, r_y, embedding(idx), r_emb)
+    if threshold is None:
+        held = found["heldout"].similarity
+        if np.isnan(held).all():
+            raise ConfigError("no held-out example has a retained example of its class to compare with "
+                              "(class-wise forgetting?); give --threshold explicitly")
+        threshold = float(np.nanmedian(held))
+
+    both = np.concatenate([forget, heldout])
+    models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
+    signals = {key: SignalSet.from_logits(compute_logits(ms, x[torch.as_tensor(both)], ("identity",), accel),
+                                          y.numpy()[both])
+               for key, ms in models.items()}
+    rows = []
+    for name, positions in (("forget", np.arange(forget.size)), ("heldout", np.arange(forget.size, both.size))):
+        rows += _group_rows(name, found[name], threshold, {k: s.take(positions) for k, s in signals.items()})
+    nb = found["forget"]
+    return SimilarSampleProbe(space=space, threshold=float(threshold), forget_indices=forget.copy(), neighbours=nb,
+                              neighbour_indices=np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1),
+                              rows=rows)
