@@ -52,7 +52,7 @@ def exact_duplicates(queries: torch.Tensor, pool: torch.Tensor) -> np.ndarray:
 
 
 def nearest_same_class(q_emb: torch.Tensor, q_y: torch.Tensor, p_emb: torch.Tensor, p_y: torch.Tensor,
-                       chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                       chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Cosine nearest neighbour of each query among pool examples with the same label.
 
     Returns (pool positions, similarities); -1 and NaN where no pool example has the label.

@@ -39,7 +39,6 @@ from unlearn_audit.signals import SignalSet, compute_logits
 from unlearn_audit.training.loop import Accelerator
 
 SPACES = ("inputs", "features")
-MODEL_SETS = ("target", "retrained", "originals")
 
 
 @torch.no_grad()
@@ -155,8 +154,8 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     if threshold is None:
         held = found["heldout"].similarity
         if np.isnan(held).all():
-            raise ConfigError("no held-out example has a retained example of its class to compare with "
-                              "(class-wise forgetting?); give --threshold explicitly")
+            raise ConfigError("no held-out example has a retained example of its class to compare with, so "
+                              "there is no default threshold; give --threshold explicitly")
         threshold = float(np.nanmedian(held))
 
     both = np.concatenate([forget, heldout])
