@@ -145,9 +145,11 @@ def _run_process(data, parts, workers, on_done):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # forkserver: workers fork from a clean server that imported torch once (spawn would import it
-    # in every worker; plain fork after torch started its thread pools can deadlock).
+    # in every worker; plain fork after torch started its thread pools can deadlock). The server
+    # lives as long as this process and also preloads torch._dynamo, which torch.optim imports on
+    # first use (~1.3 s): later pools (bench and verify build several banks) start in ~0.3 s.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["unlearn_audit.executor"])
+    ctx.set_forkserver_preload(["unlearn_audit.executor", "torch._dynamo"])
     pool = ProcessPoolExecutor(max_workers=min(workers, len(parts)), initializer=_init_worker, initargs=(data,),
                                mp_context=ctx)
     results, pending = [], {pool.submit(_worker_chunk, part) for part in parts}
