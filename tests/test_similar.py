@@ -86,6 +86,9 @@ def test_probe_finds_planted_copies_and_retraining_keeps_their_influence(planted
     assert near.accuracy["retrained"] >= near.accuracy["originals"] - 2.0
     assert abs(near.confidence["retrained"] - near.confidence["originals"]) < 3.0
     assert np.array_equal(result.forget_and_neighbours, np.union1d(forget, forget + 700))
+    copies = result.rows[-1]  # the retained copies themselves: trained on by every model
+    assert copies.group == "retained neighbours" and copies.n == forget.size
+    assert copies.accuracy["retrained"] >= 95.0
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,10 @@ forgetting — *class not retained*). The default threshold is the median simila
 closest retained example, which works in either space: *near* means closer to the retain set than
 an unseen example typically is. Give an absolute cosine (e.g. 0.99 on inputs) to flag near-copies. Held-out examples are split the same way against the retain set: they were
 never trained on by any model, so their near/far difference is what closeness to the training set
-does by itself. For each group it reports the accuracy and mean true-class probability of the
-target, of the retrained references (trained on R = D \\ F) and of the originals (trained on D).
+does by itself. For each group, and for the retained neighbours of the near forget examples
+themselves (what unlearning F did to the examples that carry it), it reports the accuracy and mean
+true-class probability of the target, of the retrained references (trained on R = D \\ F) and of
+the originals (trained on D).
 
 Reading it: if the retrained references are about as accurate and confident on F-near as the
 originals, the retained neighbours carry F's information — the retraining oracle keeps it, so no
@@ -111,13 +113,18 @@ def _nan_to_none(values: dict[str, float]) -> dict[str, float | None]:
     return {k: None if np.isnan(v) else v for k, v in values.items()}
 
 
-def _group_rows(name: str, neighbours: Neighbours, threshold: float, signals: dict[str, SignalSet]) -> list[GroupRow]:
-    """Rows of one group (near, far, and without any retained example of its class if there are
-    such); ``signals`` per model set, fields shaped (models, N, 1)."""
-    near, alone = neighbours.near(threshold), np.isnan(neighbours.similarity)
-    parts = [(f"{name}, near", near), (f"{name}, far", ~near & ~alone)]
-    if alone.any():
-        parts.append((f"{name}, class not retained", alone))
+def _group_rows(name: str, neighbours: Neighbours | None, threshold: float,
+                signals: dict[str, SignalSet]) -> list[GroupRow]:
+    """Rows of one group: near, far, and without any retained example of its class if there are
+    such — or a single row when ``neighbours`` is None. ``signals`` per model set, (models, N, 1)."""
+    n = next(iter(signals.values())).correct.shape[1]
+    if neighbours is None:
+        parts = [(name, np.ones(n, dtype=bool))]
+    else:
+        near, alone = neighbours.near(threshold), np.isnan(neighbours.similarity)
+        parts = [(f"{name}, near", near), (f"{name}, far", ~near & ~alone)]
+        if alone.any():
+            parts.append((f"{name}, class not retained", alone))
     rows = []
     for label, mask in parts:
         empty = not mask.any()
@@ -158,15 +165,18 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
                               "there is no default threshold; give --threshold explicitly")
         threshold = float(np.nanmedian(held))
 
-    both = np.concatenate([forget, heldout])
-    models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
-    signals = {key: SignalSet.from_logits(compute_logits(ms, x[torch.as_tensor(both)], ("identity",), accel),
-                                          y.numpy()[both])
-               for key, ms in models.items()}
-    rows = []
-    for name, positions in (("forget", np.arange(forget.size)), ("heldout", np.arange(forget.size, both.size))):
-        rows += _group_rows(name, found[name], threshold, {k: s.take(positions) for k, s in signals.items()})
     nb = found["forget"]
+    neighbour_indices = np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1)
+    kept = np.unique(neighbour_indices[nb.near(threshold) & (neighbour_indices >= 0)])
+    every = np.concatenate([forget, heldout, kept])
+    models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
+    signals = {key: SignalSet.from_logits(compute_logits(ms, x[torch.as_tensor(every)], ("identity",), accel),
+                                          y.numpy()[every])
+               for key, ms in models.items()}
+    bounds = np.cumsum([0, forget.size, heldout.size, kept.size])
+    part = [{k: s.take(np.arange(bounds[i], bounds[i + 1])) for k, s in signals.items()} for i in range(3)]
+    rows = _group_rows("forget", nb, threshold, part[0]) + _group_rows("heldout", found["heldout"], threshold, part[1])
+    # the retained neighbours themselves: what unlearning F does to the examples that carry it
+    rows += _group_rows("retained neighbours", None, threshold, part[2])
     return SimilarSampleProbe(space=space, threshold=float(threshold), forget_indices=forget.copy(), neighbours=nb,
-                              neighbour_indices=np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1),
-                              rows=rows)
+                              neighbour_indices=neighbour_indices, rows=rows)
