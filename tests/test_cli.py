@@ -227,3 +227,16 @@ def test_bench_on_the_process_backend(run, tmp_path):
                  "--out", str(tmp_path / "b"), "--quiet", "--param", "finetune.epochs=1", *FAST)
     assert result.exit_code == 0, result.output
     assert "finetune" in result.output
+
+
+def test_ctrl_c_exits_130_not_fail(tmp_path, monkeypatch):
+    """An interrupted verify must not look like a FAIL (exit 1) to a CI job."""
+    from unlearn_audit import api
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "verify", interrupted)
+    result = CliRunner().invoke(main, ["verify", "--model", str(tmp_path / "m.pt"), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 130
+    assert result.stderr.startswith("interrupted:") and "run the command again" in result.stderr

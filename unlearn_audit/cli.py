@@ -1,6 +1,6 @@
 """Command-line interface: parse options, call :mod:`unlearn_audit.api`, print, map errors to exit codes.
 
-Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage.
+Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from unlearn_audit import __version__
 from unlearn_audit.errors import UnlearnAuditError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _scenario_options(fn):
@@ -65,7 +66,8 @@ def _with_verify_settings(config, **given):
 
 
 def _handle_errors(fn):
-    """Turn user-facing errors into one line on stderr and exit code 2."""
+    """Turn user-facing errors into one line on stderr and exit code 2, and Ctrl-C into exit code
+    130 (not click's 1, which a CI job would read as FAIL)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -74,6 +76,10 @@ def _handle_errors(fn):
         except UnlearnAuditError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted: models that finished are kept in the store; run the command again "
+                       "to go on from there", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
