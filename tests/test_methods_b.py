@@ -27,7 +27,7 @@ from unlearn_audit.methods.imu import imu_influence, imu_weights
 from unlearn_audit.methods.megu_style import transition_matrix
 from unlearn_audit.methods.regun import aggregate_reference
 from unlearn_audit.methods.ssd import ssd_dampen
-from unlearn_audit.models.zoo import classifier_head
+from unlearn_audit.models.zoo import classifier_head, head_inputs
 from unlearn_audit.training import accuracy
 
 METHODS_B = ("ssd", "fisher", "unsir", "wfisher", "imu", "regun", "megu_style")
@@ -46,7 +46,7 @@ def _unsir_steps(hp, task, extra_impair=0, noise_runs=1):
 
 
 def _imu_steps(hp, task, model):
-    feats, logits = infl.head_inputs(model, task.forget.x)
+    feats, logits = head_inputs(model, task.forget.x)
     e, h = infl.head_grad_factors(feats, logits, task.forget.y)
     idx, _ = imu_weights(imu_influence(e, h), hp["top_data"])
     return max(1, round(hp["epochs"] * _ceil(idx.numel(), min(hp["batch_size"], idx.numel()))))
@@ -211,7 +211,7 @@ def test_imu_closed_form_head_gradients_equal_autograd(scenarios):
     model, task = sc["model"], sc["task"]
     x, y = task.retain.x[:40], task.retain.y[:40]
     head_name, head = classifier_head(model)
-    feats, logits = infl.head_inputs(model, x)
+    feats, logits = head_inputs(model, x)
     gw, gb = infl.head_per_sample_grads(feats, logits, y)
     auto = infl.per_sample_grads(model, x, y, names=[f"{head_name}.weight", f"{head_name}.bias"])
     k, d = head.weight.shape

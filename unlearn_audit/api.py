@@ -41,6 +41,13 @@ def check_output_file(path: str | Path) -> Path:
     return path
 
 
+def _check_outputs(*paths) -> None:
+    """Fail now (not after training) if any given output file cannot be written."""
+    for path in paths:
+        if path is not None:
+            check_output_file(path)
+
+
 def _load_target(scenario: Scenario, model_path: str | Path):
     """The checkpoint at ``model_path`` as a model of the scenario's architecture, on its device."""
     model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
@@ -73,9 +80,7 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     Returns a dict with the verdict and its context; writes the JSON, JUnit and Markdown artefacts
     that are asked for. Output locations are checked before any model is trained.
     """
-    for path in (json_path, junit_path, report_path):
-        if path is not None:
-            check_output_file(path)
+    _check_outputs(json_path, junit_path, report_path)
     v = config.verify
     scenario = Scenario.from_config(config)
     target, record = _load_target(scenario, model_path)
@@ -145,9 +150,7 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     Writes the result as JSON to ``json_path`` and the dataset indices of the forget set plus its
     near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
     """
-    for path in (json_path, indices_path):
-        if path is not None:
-            check_output_file(path)
+    _check_outputs(json_path, indices_path)
     scenario = Scenario.from_config(config)
     target, _ = _load_target(scenario, model_path)
     originals = scenario.bank("original", config.verify.originals, progress=progress)

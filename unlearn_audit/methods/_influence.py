@@ -14,7 +14,7 @@ One module, so no method carries its own copy:
   MeGU-style), run through the one optimisation loop :func:`~unlearn_audit.training.loop.optimize`;
 * :func:`kl_to_target` — the distillation loss ``KL(q || softmax(z/T))`` (ReGUn);
 * small utilities: :func:`named_params`, :func:`add_to_params`, :func:`frozen_except`,
-  :func:`sample_per_class`, :func:`head_inputs`.
+  :func:`sample_per_class`.
 
 Everything stays on the tensors' device and is computed in float32 (no autocast): these are
 one-shot statistics whose precision matters more than their speed.
@@ -31,7 +31,6 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from unlearn_audit.methods.base import TensorSet
-from unlearn_audit.models.zoo import classifier_head
 from unlearn_audit.training.loop import (
     Accelerator,
     BatchStream,
@@ -177,22 +176,6 @@ def class_weighted_fisher_diag(model: nn.Module, data: TensorSet, batch_size: in
 
 
 # -- classifier head (closed form) -----------------------------------------------------------
-@torch.no_grad()
-def head_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features h entering the classifier head, logits) of ``model`` on ``x``, in eval mode."""
-    _, head = classifier_head(model)
-    feats: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach().flatten(1).float()))
-    outs = []
-    try:
-        with eval_mode(model):
-            for i in range(0, x.shape[0], batch_size):
-                outs.append(model(x[i:i + batch_size]).float())
-    finally:
-        hook.remove()
-    return torch.cat(feats), torch.cat(outs)
-
-
 def head_grad_factors(features: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
                       bias: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors (E, H) of the per-example head gradients: g_i = E_i ⊗ H_i.

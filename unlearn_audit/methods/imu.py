@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._influence import frozen_except, head_grad_factors, head_inputs
+from unlearn_audit.methods._influence import frozen_except, head_grad_factors
+from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.models.zoo import classifier_head
 from unlearn_audit.training.loop import BatchStream

@@ -32,7 +32,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearn_audit.methods._influence import cosine_similarity_matrix, head_inputs
+from unlearn_audit.methods._influence import cosine_similarity_matrix
+from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.methods.base import SCENARIOS, Param, TensorSet, UnlearningTask
 from unlearn_audit.methods.unsir import UNSIR
 from unlearn_audit.models.zoo import classifier_head

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._influence import cosine_similarity_matrix, head_inputs, kl_to_target
+from unlearn_audit.methods._influence import cosine_similarity_matrix, kl_to_target
+from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import BatchStream, predict_logits, to_device
 

@@ -89,6 +89,26 @@ def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:
     return last
 
 
+@torch.no_grad()
+def head_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features h entering the classifier head, logits) of ``model`` on ``x``, in eval mode.
+
+    The features are the model's penultimate representation, whatever its architecture.
+    """
+    _, head = classifier_head(model)
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach().flatten(1).float()))
+    was_training, outs = model.training, []
+    model.eval()
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            outs.append(model(x[i:i + batch_size]).float())
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(feats), torch.cat(outs)
+
+
 class MLP(nn.Module):
     def __init__(self, in_features: int, num_classes: int, hidden: int = 256, depth: int = 2):
         super().__init__()

@@ -36,27 +36,10 @@ from torch import nn
 
 from unlearn_audit.data.similar import Neighbours, find_neighbours
 from unlearn_audit.errors import ConfigError
-from unlearn_audit.models.zoo import classifier_head
+from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.signals import SignalSet, compute_logits
-from unlearn_audit.training.loop import Accelerator
 
 SPACES = ("inputs", "features")
-
-
-@torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, accel: Accelerator, batch_size: int = 1024) -> torch.Tensor:
-    """The input of ``model``'s classifier head for every example of ``x``, shape (N, d), on the CPU."""
-    _, head = classifier_head(model)
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].flatten(1).float().cpu()))
-    try:
-        model.eval()
-        for i in range(0, x.shape[0], batch_size):
-            with accel.autocast():
-                model(accel.prepare_inputs(x[i:i + batch_size]))
-    finally:
-        hook.remove()
-    return torch.cat(captured) if captured else torch.empty(0, 0)
 
 
 @dataclass(frozen=True)
@@ -151,7 +134,7 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     def embedding(idx: np.ndarray) -> torch.Tensor | None:
         if space == "inputs":
             return None
-        return penultimate_features(retrained[0], x[torch.as_tensor(idx)], accel)
+        return head_inputs(retrained[0], accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
 
     r_x, r_y, r_emb = x[torch.as_tensor(retain)], y[torch.as_tensor(retain)], embedding(retain)
     found = {}
