@@ -29,6 +29,10 @@ class Neighbours:
     similarity: np.ndarray  # (n,) float
     exact: np.ndarray  # (n,) bool: the query's input tensor occurs in the pool, same label
 
+    def take(self, positions) -> Neighbours:
+        """The neighbours of the queries at ``positions``."""
+        return Neighbours(self.index[positions], self.similarity[positions], self.exact[positions])
+
     def near(self, threshold: float) -> np.ndarray:
         """Queries whose neighbour is at least ``threshold`` similar (exact duplicates always are)."""
         with np.errstate(invalid="ignore"):

@@ -9,15 +9,15 @@ our generic version of the check they motivate.
 For each forget example the probe finds the closest retained example with the same label (cosine
 similarity of the standardised inputs, or of the penultimate features of the first retrained
 reference, which never saw F) and splits F into **near** (similarity ≥ ``threshold``; exact copies
-always) and **far** (and, where the retain set holds no example of its class — class-wise
-forgetting — *class not retained*). The default threshold is the median similarity of held-out examples to their
-closest retained example, which works in either space: *near* means closer to the retain set than
-an unseen example typically is. Give an absolute cosine (e.g. 0.99 on inputs) to flag near-copies. Held-out examples are split the same way against the retain set: they were
-never trained on by any model, so their near/far difference is what closeness to the training set
-does by itself. For each group, and for the retained neighbours of the near forget examples
-themselves (what unlearning F did to the examples that carry it), it reports the accuracy and mean
-true-class probability of the target, of the retrained references (trained on R = D \\ F) and of
-the originals (trained on D).
+always), **far**, and — where the retain set holds no example of its class, as in class-wise
+forgetting — *class not retained*. Held-out examples are split the same way against the retain
+set: no model trained on them, so their near/far difference is what closeness to the training set
+does by itself. The default threshold is the median held-out similarity, which works in either
+space (*near*: closer to the retain set than an unseen example typically is); an absolute cosine
+(e.g. 0.99 on inputs) flags near-copies instead. For each part, and for the retained neighbours of
+the near forget examples themselves (what unlearning F did to the examples that carry it), the
+probe reports the accuracy and mean true-class probability of the target, of the retrained
+references (trained on R = D \\ F) and of the originals (trained on D).
 
 Reading it: if the retrained references are about as accurate and confident on F-near as the
 originals, the retained neighbours carry F's information — the retraining oracle keeps it, so no
@@ -136,29 +136,26 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
             return None
         return head_inputs(retrained[0], accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
 
-    r_x, r_y, r_emb = x[torch.as_tensor(retain)], y[torch.as_tensor(retain)], embedding(retain)
-    found = {}
-    for name, idx in (("forget", forget), ("heldout", heldout)):
-        t = torch.as_tensor(idx)
-        found[name] = find_neighbours(x[t], y[t], r_x, r_y, embedding(idx), r_emb)
+    queries = np.concatenate([forget, heldout])  # one search: the retain set is embedded and hashed once
+    q, r = torch.as_tensor(queries), torch.as_tensor(retain)
+    found = find_neighbours(x[q], y[q], x[r], y[r], embedding(queries), embedding(retain))
+    nb, held = found.take(np.arange(forget.size)), found.take(np.arange(forget.size, queries.size))
     if threshold is None:
-        held = found["heldout"].similarity
-        if np.isnan(held).all():
+        if np.isnan(held.similarity).all():
             raise ConfigError("no held-out example has a retained example of its class to compare with, so "
                               "there is no default threshold; give --threshold explicitly")
-        threshold = float(np.nanmedian(held))
+        threshold = float(np.nanmedian(held.similarity))
 
-    nb = found["forget"]
     neighbour_indices = np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1)
     kept = np.unique(neighbour_indices[nb.near(threshold) & (neighbour_indices >= 0)])
-    every = np.concatenate([forget, heldout, kept])
+    every = np.concatenate([queries, kept])
     models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
-    signals = {key: SignalSet.from_logits(compute_logits(ms, x[torch.as_tensor(every)], ("identity",), accel),
-                                          y.numpy()[every])
+    x_every, y_every = x[torch.as_tensor(every)], y.numpy()[every]
+    signals = {key: SignalSet.from_logits(compute_logits(ms, x_every, ("identity",), accel), y_every)
                for key, ms in models.items()}
     bounds = np.cumsum([0, forget.size, heldout.size, kept.size])
     part = [{k: s.take(np.arange(bounds[i], bounds[i + 1])) for k, s in signals.items()} for i in range(3)]
-    rows = _group_rows("forget", nb, threshold, part[0]) + _group_rows("heldout", found["heldout"], threshold, part[1])
+    rows = _group_rows("forget", nb, threshold, part[0]) + _group_rows("heldout", held, threshold, part[1])
     # the retained neighbours themselves: what unlearning F does to the examples that carry it
     rows += _group_rows("retained neighbours", None, threshold, part[2])
     return SimilarSampleProbe(space=space, threshold=float(threshold), forget_indices=forget.copy(), neighbours=nb,
