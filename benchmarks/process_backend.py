@@ -34,13 +34,14 @@ def main():
     spec = BankSpec(ds, make_split(ds, "random:0.1", seed=0), Recipe(arch="cnn", epochs=args.epochs, batch_size=64),
                     "original", args.models)
     times, accs = {}, {}
-    runs = (("local", None, args.threads), ("local, 1 thread", None, 1), ("process", args.workers, args.threads))
-    for label, workers, threads in runs:
+    runs = (("local", "local", None, args.threads), ("local, 1 thread", "local", None, 1),
+            ("process", "process", args.workers, args.threads))
+    for label, backend, workers, threads in runs:
         torch.set_num_threads(threads)  # process workers set one thread each themselves
         with tempfile.TemporaryDirectory() as root:
             store = Store(root)
             start = time.perf_counter()
-            build_bank(store, spec, backend=label.split(",")[0], workers=workers, ensemble=False, progress=False)
+            build_bank(store, spec, backend=backend, workers=workers, ensemble=False, progress=False)
             times[label] = time.perf_counter() - start
             accs[label] = load_bank(store, spec).accuracy.mean()
     print(f"{args.models} CNNs on digits, {args.epochs} epochs each, one model per task")
