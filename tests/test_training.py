@@ -120,3 +120,24 @@ def test_optimize_stops_a_run_whose_loss_turns_nan(bad_step, n_steps):
     fresh = torch.nn.Linear(2, 1)  # the same run without the NaN: no error
     optimize(fresh, lambda step: fresh(x).pow(2).mean(), torch.optim.SGD(fresh.parameters(), lr=0.1), n_steps,
              accel=Accelerator())
+
+
+@pytest.mark.parametrize("name,options", [("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}),
+                                          ("adam", {"weight_decay": 1e-3}), ("adamw", {"weight_decay": 1e-2})])
+def test_make_optimizer_fused_step_matches_torch_reference_step(name, options):
+    from unlearn_audit.training.loop import make_optimizer
+
+    torch.manual_seed(0)
+    params = [torch.randn(7, 5, requires_grad=True), torch.randn(5, requires_grad=True)]
+    twins = [p.detach().clone().requires_grad_(True) for p in params]
+    ours = make_optimizer(params, name, 0.1, **options)
+    reference_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    reference = reference_cls(twins, lr=0.1, foreach=False, **options)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in params]
+        for group, opt in ((params, ours), (twins, reference)):
+            for p, g in zip(group, grads):
+                p.grad = g.clone()
+            opt.step()
+    for p, t in zip(params, twins):
+        torch.testing.assert_close(p, t, rtol=1e-5, atol=1e-6)

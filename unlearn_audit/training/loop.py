@@ -118,17 +118,28 @@ def make_generator(seed: int) -> torch.Generator:
     return g
 
 
+#: Devices with torch's fused (one kernel for all parameters) optimiser steps.
+_FUSED_DEVICES = ("cpu", "cuda")
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
 def make_optimizer(params: Iterable, name: str, lr: float, *, momentum: float = 0.9,
                    weight_decay: float = 0.0, nesterov: bool = False) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
+    if name not in _OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
+    options = {"lr": lr, "weight_decay": weight_decay}
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                               nesterov=nesterov and momentum > 0)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ConfigError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
+        options.update(momentum=momentum, nesterov=nesterov and momentum > 0)
+    # The fused step does the whole update in one pass over each parameter: on digits models
+    # single-model training is 10-13 % faster on a CPU than with the per-tensor loop
+    # (benchmarks/fused_optimizer.py).
+    if params and all(p.device.type in _FUSED_DEVICES for p in params):
+        try:
+            return _OPTIMIZERS[name](params, fused=True, **options)
+        except RuntimeError:  # torch < 2.4 has fused steps on CUDA only
+            pass
+    return _OPTIMIZERS[name](params, **options)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int, *,
