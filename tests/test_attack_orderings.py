@@ -112,6 +112,16 @@ def test_rmia_beats_offline_lira_with_few_references(bank, n_refs):
     assert rmia_auc > lira_auc + 0.02
 
 
+def test_rmia_auto_a_does_as_well_as_the_best_fixed_a(bank):
+    # a is tuned on the references alone (each attacked with the others); the target is unseen.
+    fixed = {a: roc_auc(*_leave_one_out(bank, get_attack("rmia-offline", gamma=1.0, a=a), 4))
+             for a in (0.05, 0.3, 0.5, 1.0)}
+    auto = roc_auc(*_leave_one_out(bank, get_attack("rmia-offline", gamma=1.0, a="auto"), 4))
+    print(f"4 references: AUC RMIA offline a=auto {auto:.4f}, fixed a: {fixed}")
+    assert auto >= max(fixed.values()) - 0.01
+    assert auto >= min(fixed.values()) + 0.02
+
+
 def test_every_attack_separates_forget_on_original_not_retrained(bank):
     examples = np.concatenate([bank["forget"], bank["heldout"]])
     refs = list(range(N_MODELS))

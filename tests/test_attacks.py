@@ -13,7 +13,7 @@ from unlearn_audit.attacks import REGISTRY, AttackData, get_attack
 from unlearn_audit.attacks.gaussian import FIXED_VARIANCE_BELOW, fit_gaussian, resolve_variance
 from unlearn_audit.attacks.lira import LiRA
 from unlearn_audit.attacks.logreg import simple_mia
-from unlearn_audit.attacks.rmia import RMIA, OfflineRMIA, pairwise_scores, sorted_scores
+from unlearn_audit.attacks.rmia import A_GRID, RMIA, OfflineRMIA, pairwise_scores, sorted_scores
 from unlearn_audit.attacks.svc import mia_efficacy
 from unlearn_audit.attacks.ulira import ULiRA, balanced_accuracy, per_example_balanced_accuracy
 from unlearn_audit.errors import ConfigError
@@ -215,10 +215,25 @@ def test_rmia_temperature_one_is_the_true_class_probability():
     np.testing.assert_allclose(np.exp(signals(phi).tempered_log_prob(1.0)), signals(phi).prob, rtol=1e-6)
 
 
-@pytest.mark.parametrize("params", [{"gamma": 0.5}, {"a": 0.0}, {"a": 1.5}, {"temperature": 0}])
+@pytest.mark.parametrize("params", [{"gamma": 0.5}, {"a": 0.0}, {"a": 1.5}, {"a": "best"}, {"temperature": 0},
+                                    {"calibration_models": 0}])
 def test_rmia_rejects_bad_parameters(params):
     with pytest.raises(ConfigError):
         get_attack("rmia", **params)
+
+
+def test_rmia_auto_a_needs_references_with_mixed_membership():
+    rng = np.random.default_rng(11)
+    one, _ = rmia_data(rng, n=50, z=40, m=1)
+    with pytest.raises(ConfigError, match="at least 2 reference models"):
+        get_attack("rmia-offline", a="auto").score(one)
+    data, _ = rmia_data(rng, n=50, z=40, m=3)
+    all_out = AttackData(**{**data.__dict__, "reference_in": np.zeros((3, 50), dtype=bool)})
+    with pytest.raises(ConfigError, match="0 with mixed membership"):
+        get_attack("rmia-offline", a="auto").score(all_out)
+    attack = get_attack("rmia-offline", a="auto")
+    attack.score(data)
+    assert attack.params()["a"] == "auto" and attack.params()["a_selected"] in A_GRID
 
 
 # ---------------------------------------------------------------------------- population attacks
