@@ -25,6 +25,7 @@ from unlearn_audit.methods.npo import NPO
 from unlearn_audit.methods.random_label import RandomLabel
 from unlearn_audit.methods.salun import SalUn
 from unlearn_audit.methods.scrub import SCRUB
+from unlearn_audit.methods.scrub_rewind import SCRUBRewind
 from unlearn_audit.methods.sfron import SFRon
 from unlearn_audit.methods.retrain import Retrain
 from unlearn_audit.methods.fisher import Fisher
@@ -47,6 +48,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     L1Sparse,
     SalUn,
     SCRUB,
+    SCRUBRewind,
     BadTeacher,
     CFk,
     EUk,

@@ -45,18 +45,25 @@ class SCRUB(Unlearner):
     test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
+        plan, step_loss, _ = self._steps(model, task)
+        return self.run(model, task, step_loss, len(plan))
+
+    def _steps(self, model: nn.Module, task: UnlearningTask):
+        """The phase of every step (True = max-step on D_f, False = min-step on D_r), the loss of
+        step i, and the index of the last step of every epoch."""
         hp = self.hp
         teacher = frozen_copy(model)
         forget = BatchStream((task.forget.x, cached_logits(teacher, task.forget.x, task.accel)),
                              hp["forget_batch_size"], self.generator(task, 1))
         retain = BatchStream((task.retain.x, task.retain.y, cached_logits(teacher, task.retain.x, task.accel)),
                              hp["batch_size"], self.generator(task, 0))
-        # the phase of every step: True = max-step on D_f, False = min-step on D_r
         plan: list[bool] = []
+        epoch_ends: list[int] = []
         for epoch in range(hp["epochs"]):
             if epoch < hp["msteps"]:
                 plan += [True] * forget.steps_per_epoch
             plan += [False] * retain.steps_per_epoch
+            epoch_ends.append(len(plan) - 1)
         tau = hp["temperature"]
 
         def step_loss(step: int) -> torch.Tensor:
@@ -67,4 +74,4 @@ class SCRUB(Unlearner):
             logits = model(x)
             return hp["gamma"] * F.cross_entropy(logits.float(), y) + hp["alpha"] * distill_kl(logits, t_logits, tau)
 
-        return self.run(model, task, step_loss, len(plan))
+        return plan, step_loss, epoch_ends
