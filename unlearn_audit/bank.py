@@ -118,8 +118,11 @@ class BankSpec:
         return [store.key(self.model_fields(i)) for i in range(self.count)]
 
     def describe(self) -> dict:
+        forget = self.split.forget_spec
+        if self.split.similar != "none":
+            forget = f"{forget} + {self.split.similar}"
         return {"kind": self.kind, "count": self.count, "seed": self.seed, "dataset": self.dataset.name,
-                "forget": self.split.forget_spec, "scenario": self.split.scenario, "arch": self.recipe.arch,
+                "forget": forget, "scenario": self.split.scenario, "arch": self.recipe.arch,
                 "recipe": self.recipe.to_dict()}
 
 

@@ -33,6 +33,9 @@ def _scenario_options(fn):
                      help="Allow downloading a torchvision dataset that is not under --data-root."),
         click.option("--forget", help="Forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
                                       "indices:FILE (pool positions) or dataset-indices:FILE. Overrides data.forget."),
+        click.option("--similar", help="Plant copies of every forget example among the retained examples: "
+                                       "duplicates:K (exact) or augmented:K (shifted, intensity-jittered); "
+                                       "none (default) plants nothing. Overrides data.similar."),
         click.option("--arch", help="Architecture: mlp, cnn, resnet18, … or pkg.module:factory. Overrides train.arch."),
         click.option("--epochs", type=int, help="Training epochs of original and reference models. Overrides train.epochs."),
         click.option("--seed", type=int, help="Base seed of models and methods. Overrides run.seed."),

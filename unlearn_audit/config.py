@@ -38,6 +38,7 @@ class DataConfig:
     data_root: str | None = None
     download: bool = False
     forget: str = "random:0.1"
+    similar: str = "none"  # planted copies of the forget set: none, duplicates:K, augmented:K
     test_fraction: float = 0.2
     heldout_fraction: float = 0.2
     split_seed: int = 0
@@ -219,6 +220,7 @@ FLAG_KEYS = {
     "data_root": ("data", "data_root"),
     "download": ("data", "download"),
     "forget": ("data", "forget"),
+    "similar": ("data", "similar"),
     "arch": ("train", "arch"),
     "epochs": ("train", "epochs"),
     "seed": ("run", "seed"),

@@ -16,6 +16,7 @@ import torch
 from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split
+from unlearn_audit.data.planting import plant_similar
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
 from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
@@ -46,6 +47,7 @@ class Scenario:
         dataset = load_dataset(d.dataset, d.data_root, d.download)
         split = make_split(dataset, d.forget, seed=d.split_seed, test_fraction=d.test_fraction,
                            heldout_fraction=d.heldout_fraction)
+        dataset, split = plant_similar(dataset, split, d.similar, seed=d.split_seed)
         recipe = resolve_arch(config.train, dataset)
         # Fail on a bad architecture now, not after the first minutes of work.
         build_model(recipe.arch, dataset.num_classes, dataset.input_shape)

@@ -79,17 +79,17 @@ def load_dataset(spec: str, data_root: str | Path | None = None, download: bool 
     """Load a dataset by registry name or ``npz:PATH`` / ``folder:PATH``."""
     root = Path(data_root).expanduser() if data_root else DEFAULT_DATA_ROOT
     if spec.startswith("npz:"):
-        return _finish(_load_npz(Path(spec[4:]).expanduser()))
+        return with_fingerprint(_load_npz(Path(spec[4:]).expanduser()))
     if spec.startswith("folder:"):
-        return _finish(_load_folder(Path(spec[7:]).expanduser()))
+        return with_fingerprint(_load_folder(Path(spec[7:]).expanduser()))
     if spec not in _SOURCES:
         raise DataError(
             f"unknown dataset {spec!r}; choose one of: {', '.join(dataset_names())}"
         )
-    return _finish(_SOURCES[spec](root, download))
+    return with_fingerprint(_SOURCES[spec](root, download))
 
 
-def _finish(ds: Dataset) -> Dataset:
+def with_fingerprint(ds: Dataset) -> Dataset:
     """Attach the content fingerprint (hash of images, labels and test marks)."""
     h = hashlib.sha256()
     h.update(ds.name.encode())

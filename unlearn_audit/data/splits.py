@@ -18,7 +18,7 @@ Forget specs:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ class Split:
     scenario: str  # "random", "class" or "subclass": what kind of forgetting this is
     forget_class: int | None
     fingerprint: str
+    similar: str = "none"  # planted copies of the forget set (see data.planting)
+    planted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # their dataset indices
 
     @property
     def forget(self) -> np.ndarray:
@@ -78,6 +80,8 @@ class Split:
             "test": int(self.test.size),
             "forget_spec": self.forget_spec,
             "seed": self.seed,
+            "similar": self.similar,
+            "planted": int(self.planted.size),
             "fingerprint": self.fingerprint,
         }
 
@@ -121,10 +125,6 @@ def make_split(
         raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
     if forget_mask.all():
         raise DataError(f"forget spec {forget_spec!r} selects the whole training pool; nothing would be retained")
-    h = hashlib.sha256()
-    h.update(dataset.fingerprint.encode())
-    for arr in (pool, forget_mask, heldout, test):
-        h.update(np.ascontiguousarray(arr).tobytes())
     return Split(
         pool=pool,
         forget_mask=forget_mask,
@@ -134,8 +134,17 @@ def make_split(
         seed=seed,
         scenario=scenario,
         forget_class=forget_class,
-        fingerprint=h.hexdigest()[:16],
+        fingerprint=split_fingerprint(dataset, pool, forget_mask, heldout, test),
     )
+
+
+def split_fingerprint(dataset: Dataset, pool, forget_mask, heldout, test) -> str:
+    """Hash of the dataset's fingerprint and the index sets."""
+    h = hashlib.sha256()
+    h.update(dataset.fingerprint.encode())
+    for arr in (pool, forget_mask, heldout, test):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
 
 
 def parse_forget_spec(spec: str) -> tuple[str, str]:
