@@ -17,6 +17,7 @@ from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split
 from unlearn_audit.data.planting import plant_similar
+from unlearn_audit.executor import start_early
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
 from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
@@ -43,6 +44,7 @@ class Scenario:
 
     @classmethod
     def from_config(cls, config: Config, *, store: Store | None = None) -> "Scenario":
+        start_early(config.run.backend)  # e.g. the process backend's workers load torch meanwhile
         d = config.data
         dataset = load_dataset(d.dataset, d.data_root, d.download)
         split = make_split(dataset, d.forget, seed=d.split_seed, test_fraction=d.test_fraction,
