@@ -9,9 +9,10 @@ from click.testing import CliRunner
 
 from unlearn_audit.cli import main
 from unlearn_audit.config import Config, DataConfig
-from unlearn_audit.data.similar import exact_duplicates, find_neighbours, nearest_same_class
+from unlearn_audit.data.similar import exact_duplicates, find_neighbours, nearest_same_class, within_same_class
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.probes import probe_similar_samples
+from unlearn_audit.probes.similar import STRONGER
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
 from unlearn_audit.training import Recipe
@@ -43,6 +44,15 @@ def test_exact_copies_are_found_and_win_over_the_embedding():
     assert nb.exact.tolist() == [True, True, False, False]
     assert nb.index[:2].tolist() == [7, 23] and nb.similarity[:2].tolist() == [1.0, 1.0]
     assert nb.near(0.999).tolist()[:2] == [True, True]
+
+
+def test_within_same_class_finds_every_close_pool_example_of_the_label():
+    pool = torch.tensor([[1.0, 0.0], [1.0, 0.1], [1.0, 0.1], [0.0, 1.0], [1.0, 0.0]])
+    pool_y = torch.tensor([0, 0, 0, 0, 1])
+    queries, q_y = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    # pool 0-2 are within cos 0.99 of the query; pool 3 is orthogonal; pool 4 is identical but of class 1
+    assert within_same_class(queries, q_y, pool, pool_y, 0.99).tolist() == [0, 1, 2]
+    assert within_same_class(queries, q_y, pool, pool_y, 0.999999).tolist() == [0]
 
 
 def test_empty_pool_has_no_neighbours():
@@ -89,6 +99,34 @@ def test_probe_finds_planted_copies_and_retraining_keeps_their_influence(planted
     copies = result.rows[-1]  # the retained copies themselves: trained on by every model
     assert copies.group == "retained neighbours" and copies.n == forget.size
     assert copies.accuracy["retrained"] >= 95.0
+
+
+def test_stronger_oracle_retrained_without_the_copies_forgets_them(planted):
+    scenario, forget = planted
+    originals, retrained = scenario.bank("original", 2).models, scenario.bank("retrain", 2).models
+    asked = []
+
+    def retrain_without(indices):
+        asked.append(indices)
+        return scenario.forgetting(indices, "planted copies too").bank("retrain", 2).models
+
+    result = probe_similar_samples(scenario, originals[0], retrained, originals[1:], space="inputs",
+                                   threshold=0.999, retrain_without=retrain_without)
+    assert len(asked) == 1 and np.array_equal(asked[0], np.union1d(forget, forget + 700))
+    near = result.rows[0]
+    print({k: round(v, 1) for k, v in near.confidence.items()})
+    # retraining without F keeps it (its copies remain); retraining without F and its copies does not
+    assert near.confidence[STRONGER] < near.confidence["retrained"] - 3.0
+
+
+def test_every_planted_copy_is_a_retained_neighbour(tmp_path):
+    scenario = Scenario.from_config(Config(data=DataConfig(similar="duplicates:2")), store=Store(tmp_path))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    result = probe_similar_samples(scenario, model, [model], [model])
+    assert result.neighbours.exact.all()
+    planted = scenario.split.planted
+    assert planted.size == 2 * scenario.split.forget.size and np.isin(planted, result.neighbourhood).all()
+    assert np.isin(planted, result.forget_and_neighbours).all()
 
 
 @pytest.fixture(scope="module")

@@ -143,9 +143,11 @@ def bench(config: Config, *, progress: bool = True, report_dir: str | Path | Non
 
 
 def probe_similar(config: Config, model_path: str | Path, *, space: str = "inputs", threshold: float | None = None,
-                  json_path=None, indices_path=None, progress: bool = True) -> dict:
+                  stronger_oracle: bool = False, json_path=None, indices_path=None, progress: bool = True) -> dict:
     """The similar-sample probe (:mod:`unlearn_audit.probes.similar`) for the checkpoint at
-    ``model_path``, against ``verify.references`` retrained and ``verify.originals`` original models.
+    ``model_path``, against ``verify.references`` retrained and ``verify.originals`` original models
+    and, with ``stronger_oracle``, as many models retrained without the forget set *and* its near
+    retained neighbours.
 
     Writes the result as JSON to ``json_path`` and the dataset indices of the forget set plus its
     near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
@@ -155,8 +157,13 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     target, _ = _load_target(scenario, model_path)
     originals = scenario.bank("original", config.verify.originals, progress=progress)
     retrained = scenario.bank("retrain", config.verify.references, progress=progress)
-    result = probe_similar_samples(scenario, target.eval(), retrained.models, originals.models,
-                                   space=space, threshold=threshold)
+
+    def retrain_without(indices):
+        label = f"{scenario.split.forget_spec} + {indices.size - scenario.split.forget.size} near neighbours"
+        return scenario.forgetting(indices, label).bank("retrain", config.verify.references, progress=progress).models
+
+    result = probe_similar_samples(scenario, target.eval(), retrained.models, originals.models, space=space,
+                                   threshold=threshold, retrain_without=retrain_without if stronger_oracle else None)
     info = {"model": str(model_path), "scenario": scenario.describe(), **result.to_dict()}
     if json_path is not None:
         atomic_write_json(json_path, info)

@@ -287,25 +287,32 @@ def verify(config_path, model_path, references, originals, alpha, min_power, uti
 @click.option("--indices-out", "indices_path", type=click.Path(dir_okay=False),
               help="Write the dataset indices of the forget set and its near neighbours, one per line: "
                    "audit against them with --forget dataset-indices:FILE.")
+@click.option("--stronger-oracle", is_flag=True,
+              help="Also retrain --references models without the forget set and its near neighbours, and "
+                   "report them beside the others (the oracle for forgetting F's influence, not only F).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_handle_errors
-def probe(config_path, model_path, space, threshold, references, originals, json_path, indices_path, quiet, **flags):
+def probe(config_path, model_path, space, threshold, references, originals, json_path, indices_path, stronger_oracle,
+          quiet, **flags):
     """Similar-sample probe: do retained examples similar to the forget set keep its influence alive?
 
     Splits the forget set (and, for comparison, the held-out set) by how close each example's
     closest same-class retained example is, and shows accuracy and mean true-class probability of
-    the target, the retrained references and the originals on each part. Retrained references that
-    stay as accurate as the originals on the near part mean the neighbours carry the forget set's
-    information: forget them too (--indices-out) to audit against that stronger oracle.
+    the target, the retrained references and the originals on each part, and on the retained
+    neighbours themselves. Retrained references that stay as accurate as the originals on the near
+    part mean the neighbours carry the forget set's information: --stronger-oracle adds models
+    retrained without them too, and --indices-out writes the forget set and its neighbours as a
+    forget spec for any other command.
     """
     from unlearn_audit import api
 
     config = _with_verify_settings(_config(config_path, **flags), references=references, originals=originals)
-    info = api.probe_similar(config, model_path, space=space, threshold=threshold, json_path=json_path,
-                             indices_path=indices_path, progress=not quiet)
+    info = api.probe_similar(config, model_path, space=space, threshold=threshold, stronger_oracle=stronger_oracle,
+                             json_path=json_path, indices_path=indices_path, progress=not quiet)
     click.echo(f"{info['near']} of {info['forget']} forget examples have a retained example of their class with "
-               f"{info['space']} similarity >= {info['threshold']:.3f} ({info['exact_copies']} exact copies)")
-    keys = ("target", "retrained", "originals")
+               f"{info['space']} similarity >= {info['threshold']:.3f} ({info['exact_copies']} exact copies); "
+               f"{info['retained_neighbours']} retained examples are that close to a forget example of their class")
+    keys = tuple(info["groups"][0]["accuracy"])  # target, retrained, originals[, retrained w/o neighbours]
 
     def cells(row, field):
         return ["—" if row[field][k] is None else f"{row[field][k]:.1f}" for k in keys]
@@ -313,7 +320,7 @@ def probe(config_path, model_path, space, threshold, references, originals, json
     _emit(info["groups"], False, ["group", "n", *[f"acc {k}" for k in keys], *[f"p_y {k}" for k in keys]],
           lambda r: [r["group"], r["n"], *cells(r, "accuracy"), *cells(r, "confidence")])
     if indices_path:
-        click.echo(f"{len(info['forget_and_neighbours'])} dataset indices (forget set and near neighbours) "
+        click.echo(f"{len(info['forget_and_neighbours'])} dataset indices (forget set and retained neighbours) "
                    f"written to {indices_path}")
 
 

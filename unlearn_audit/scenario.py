@@ -8,6 +8,7 @@ same thing twice loads instead of retraining; it also builds the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split
+from unlearn_audit.data.splits import forgetting
 from unlearn_audit.data.planting import plant_similar
 from unlearn_audit.executor import start_early
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
@@ -80,6 +82,10 @@ class Scenario:
             "device": str(self.accel.device),
             "store": str(self.store.root),
         }
+
+    def forgetting(self, indices: np.ndarray, label: str) -> "Scenario":
+        """This scenario with the training examples at dataset ``indices`` as its forget set."""
+        return dataclasses.replace(self, split=forgetting(self.dataset, self.split, indices, label))
 
     # -- models ----------------------------------------------------------------------------
     def bank_spec(self, kind: str, count: int, seed: int | None = None) -> BankSpec:

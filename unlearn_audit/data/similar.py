@@ -8,7 +8,8 @@ paper's exact construction of similar samples was not available to us (see
 
 * **exact duplicates** — identical input tensors (compared by content hash, then verified);
 * **nearest neighbours** by cosine similarity of embeddings the caller chooses (the probes use
-  the standardised inputs themselves, or a model's penultimate features).
+  the standardised inputs themselves, or a model's penultimate features);
+* **neighbourhoods** — every pool example of a query's class at least a threshold similar to it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def nearest_same_class(q_emb: torch.Tensor, q_y: torch.Tensor, p_emb: torch.Tens
         index[start:start + chunk][found] = where.cpu().numpy()[found]
         similarity[start:start + chunk][found] = best.cpu().double().numpy()[found]
     return index, similarity
+
+
+def within_same_class(q_emb: torch.Tensor, q_y: torch.Tensor, p_emb: torch.Tensor, p_y: torch.Tensor,
+                      threshold: float, chunk: int = 1024) -> np.ndarray:
+    """Pool positions (sorted) of every pool example whose cosine similarity to some query with the
+    same label is at least ``threshold``; chunked over queries like :func:`nearest_same_class`."""
+    q = torch.nn.functional.normalize(q_emb.flatten(1).float(), dim=1)
+    p = torch.nn.functional.normalize(p_emb.flatten(1).float(), dim=1).to(q.device)
+    q_y, p_y = q_y.to(q.device), p_y.to(q.device)
+    hit = torch.zeros(p.shape[0], dtype=torch.bool, device=q.device)
+    for start in range(0, q.shape[0], chunk):
+        sim = q[start:start + chunk] @ p.T
+        hit |= ((sim >= threshold) & (q_y[start:start + chunk, None] == p_y[None, :])).any(dim=0)
+    return hit.nonzero().flatten().cpu().numpy()
 
 
 def find_neighbours(q_x: torch.Tensor, q_y: torch.Tensor, p_x: torch.Tensor, p_y: torch.Tensor,

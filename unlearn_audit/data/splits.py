@@ -17,6 +17,7 @@ Forget specs:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,15 @@ def make_split(
         forget_class=forget_class,
         fingerprint=split_fingerprint(dataset, pool, forget_mask, heldout, test),
     )
+
+
+def forgetting(dataset: Dataset, split: Split, indices: np.ndarray, label: str) -> Split:
+    """``split`` with the pool examples at dataset ``indices`` as its forget set, described by ``label``."""
+    mask = np.isin(split.pool, indices)
+    if not mask.any() or mask.all():
+        raise DataError(f"{label}: the forget set must be a non-empty proper part of the training pool")
+    return dataclasses.replace(split, forget_mask=mask, forget_spec=label,
+                               fingerprint=split_fingerprint(dataset, split.pool, mask, split.heldout, split.test))
 
 
 def split_fingerprint(dataset: Dataset, pool, forget_mask, heldout, test) -> str:

@@ -14,32 +14,38 @@ forgetting — *class not retained*. Held-out examples are split the same way ag
 set: no model trained on them, so their near/far difference is what closeness to the training set
 does by itself. The default threshold is the median held-out similarity, which works in either
 space (*near*: closer to the retain set than an unseen example typically is); an absolute cosine
-(e.g. 0.99 on inputs) flags near-copies instead. For each part, and for the retained neighbours of
-the near forget examples themselves (what unlearning F did to the examples that carry it), the
-probe reports the accuracy and mean true-class probability of the target, of the retrained
-references (trained on R = D \\ F) and of the originals (trained on D).
+(e.g. 0.99 on inputs) flags near-copies instead. The **retained neighbours** N(F) are every retained
+example at least ``threshold`` similar to a forget example of its class (exact copies included) —
+all of them, not only the closest, so two planted copies of an example are both in N(F). For each
+part of F and of the held-out set, and for N(F) itself (what unlearning F did to the examples that
+carry it), the probe reports the accuracy and mean true-class probability of the target, of the
+retrained references (trained on R = D \\ F) and of the originals (trained on D).
 
 Reading it: if the retrained references are about as accurate and confident on F-near as the
 originals, the retained neighbours carry F's information — the retraining oracle keeps it, so no
-unlearning method can be asked to remove it while the neighbours stay. To audit against the
-stronger oracle that also drops them, forget F together with its neighbours: the result lists the
-dataset indices of F ∪ N(F) (``forget_and_neighbours``), usable as ``--forget dataset-indices:FILE``.
+unlearning method can be asked to remove it while the neighbours stay. The stronger oracle drops
+them too: with ``retrain_without`` the probe also reports models retrained on D \\ (F ∪ N(F)); and
+the result lists the dataset indices of F ∪ N(F) (``forget_and_neighbours``), usable as
+``--forget dataset-indices:FILE`` to run any audit against that oracle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from unlearn_audit.data.similar import Neighbours, find_neighbours
+from unlearn_audit.data.similar import Neighbours, find_neighbours, within_same_class
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.signals import SignalSet, compute_logits
 
 SPACES = ("inputs", "features")
+#: The model set retrained without F and its near neighbours (``retrain_without``).
+STRONGER = "retrained w/o neighbours"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class SimilarSampleProbe:
     forget_indices: np.ndarray  # dataset indices of F
     neighbours: Neighbours  # per forget example, its closest same-class retained example
     neighbour_indices: np.ndarray  # dataset index of that neighbour (-1: none of its class retained)
+    neighbourhood: np.ndarray  # N(F): dataset indices of every retained example near a forget example
     rows: list[GroupRow] = field(default_factory=list)
 
     @property
@@ -69,9 +76,8 @@ class SimilarSampleProbe:
 
     @property
     def forget_and_neighbours(self) -> np.ndarray:
-        """Dataset indices of F and of the retained neighbours of its near examples (sorted)."""
-        extra = self.neighbour_indices[self.near & (self.neighbour_indices >= 0)]
-        return np.union1d(self.forget_indices, extra)
+        """Dataset indices of F ∪ N(F) (sorted)."""
+        return np.union1d(self.forget_indices, self.neighbourhood)
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +86,7 @@ class SimilarSampleProbe:
             "forget": int(self.forget_indices.size),
             "near": int(self.near.sum()),
             "exact_copies": int(self.neighbours.exact.sum()),
+            "retained_neighbours": int(self.neighbourhood.size),
             "groups": [{"group": r.group, "n": r.n, "accuracy": _nan_to_none(r.accuracy),
                         "confidence": _nan_to_none(r.confidence)} for r in self.rows],
             "examples": [
@@ -118,9 +125,13 @@ def _group_rows(name: str, neighbours: Neighbours | None, threshold: float,
 
 
 def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
-                          space: str = "inputs", threshold: float | None = None) -> SimilarSampleProbe:
+                          space: str = "inputs", threshold: float | None = None,
+                          retrain_without: Callable[[np.ndarray], list[nn.Module]] | None = None
+                          ) -> SimilarSampleProbe:
     """Run the probe (see the module docstring) for ``target`` on ``scenario``'s forget set;
-    ``threshold`` None: the median held-out similarity."""
+    ``threshold`` None: the median held-out similarity. ``retrain_without(indices)``, if given,
+    returns models retrained without the examples at those dataset indices; it is called with F and
+    its near neighbours, and those models are reported beside the others (the stronger oracle)."""
     if space not in SPACES:
         raise ConfigError(f"unknown similarity space {space!r}; use one of {', '.join(SPACES)}")
     if threshold is not None and not -1.0 <= threshold <= 1.0:
@@ -138,7 +149,8 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
 
     queries = np.concatenate([forget, heldout])  # one search: the retain set is embedded and hashed once
     q, r = torch.as_tensor(queries), torch.as_tensor(retain)
-    found = find_neighbours(x[q], y[q], x[r], y[r], embedding(queries), embedding(retain))
+    e_q, e_r = embedding(queries), embedding(retain)
+    found = find_neighbours(x[q], y[q], x[r], y[r], e_q, e_r)
     nb, held = found.take(np.arange(forget.size)), found.take(np.arange(forget.size, queries.size))
     if threshold is None:
         if np.isnan(held.similarity).all():
@@ -147,9 +159,17 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
         threshold = float(np.nanmedian(held.similarity))
 
     neighbour_indices = np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1)
-    kept = np.unique(neighbour_indices[nb.near(threshold) & (neighbour_indices >= 0)])
+    n_f = forget.size
+    close = within_same_class((x[q] if e_q is None else e_q)[:n_f], y[q][:n_f], x[r] if e_r is None else e_r, y[r],
+                              threshold)
+    kept = np.union1d(retain[close], neighbour_indices[nb.exact])  # N(F), exact copies always in it
     every = np.concatenate([queries, kept])
     models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
+    if retrain_without is not None:
+        if not kept.size:
+            raise ConfigError("no forget example has a near retained neighbour at this threshold, so there is no "
+                              "stronger oracle to train; lower --threshold or leave out --stronger-oracle")
+        models[STRONGER] = list(retrain_without(np.union1d(forget, kept)))
     x_every, y_every = x[torch.as_tensor(every)], y.numpy()[every]
     signals = {key: SignalSet.from_logits(compute_logits(ms, x_every, ("identity",), accel), y_every)
                for key, ms in models.items()}
@@ -159,4 +179,4 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     # the retained neighbours themselves: what unlearning F does to the examples that carry it
     rows += _group_rows("retained neighbours", None, threshold, part[2])
     return SimilarSampleProbe(space=space, threshold=float(threshold), forget_indices=forget.copy(), neighbours=nb,
-                              neighbour_indices=neighbour_indices, rows=rows)
+                              neighbour_indices=neighbour_indices, neighbourhood=kept, rows=rows)
