@@ -59,7 +59,7 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
     """Train a model of the scenario on the training pool (``on="pool"``, an original) or the
     retain set (``on="retain"``, a retrained reference) and save a checkpoint to ``out``."""
     out = check_output_file(out)
-    scenario = Scenario.from_config(config)
+    scenario = Scenario.from_config(config, progress=progress)
     kind = {"pool": "original", "retain": "retrain"}.get(on)
     if kind is None:
         raise ConfigError(f"--on must be pool or retain, got {on!r}")
@@ -82,7 +82,7 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     """
     _check_outputs(json_path, junit_path, report_path)
     v = config.verify
-    scenario = Scenario.from_config(config)
+    scenario = Scenario.from_config(config, progress=progress)
     target, record = _load_target(scenario, model_path)
     target = target.eval()
     originals = scenario.bank("original", v.originals, progress=progress)
@@ -116,7 +116,7 @@ def build_references(config: Config, kind: str, count: int, *, chunk_size: int |
                      gpus_per_task: float = 0.0, ensemble: bool = True, progress: bool = True) -> dict:
     """Build or complete a bank of reference models in the store (see :mod:`unlearn_audit.bank`),
     on ``config.run.backend`` with ``config.run.workers``."""
-    scenario = Scenario.from_config(config)
+    scenario = Scenario.from_config(config, progress=progress)
     spec = scenario.bank_spec(kind, count)
     result = build_bank(scenario.store, spec, accel=scenario.accel, backend=config.run.backend,
                         workers=config.run.workers, chunk_size=chunk_size, gpus_per_task=gpus_per_task,
@@ -153,7 +153,7 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
     """
     _check_outputs(json_path, indices_path)
-    scenario = Scenario.from_config(config)
+    scenario = Scenario.from_config(config, progress=progress)
     target, _ = _load_target(scenario, model_path)
     originals = scenario.bank("original", config.verify.originals, progress=progress)
     retrained = scenario.bank("retrain", config.verify.references, progress=progress)

@@ -116,7 +116,7 @@ def _synchronize(scenario: Scenario) -> None:
 def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     if config.bench.references < 1:
         raise ConfigError(f"bench.references must be >= 1, got {config.bench.references}")
-    scenario = Scenario.from_config(config)
+    scenario = Scenario.from_config(config, progress=progress)
     methods, skipped = select_methods(config, scenario.split.scenario)
     if not methods:
         raise ConfigError("no selected method supports this scenario; see `unlearn-audit methods`")

@@ -39,9 +39,15 @@ class DataConfig:
     download: bool = False
     forget: str = "random:0.1"
     similar: str = "none"  # planted copies of the forget set: none, duplicates:K, augmented:K
+    memorization_models: int = 16  # shadow models that score the pool for memorization:… forget specs
     test_fraction: float = 0.2
     heldout_fraction: float = 0.2
     split_seed: int = 0
+
+    def __post_init__(self):
+        if self.memorization_models < 2 or self.memorization_models % 2:
+            raise ConfigError(f"data.memorization_models must be an even number >= 2 (every example is IN for "
+                              f"exactly half of the shadow models), got {self.memorization_models}")
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ import torch
 
 from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
-from unlearn_audit.data import Dataset, Split, load_dataset, make_split
+from unlearn_audit.data import Dataset, Split, load_dataset, make_split, parse_forget_spec
 from unlearn_audit.data.splits import forgetting
 from unlearn_audit.data.planting import plant_similar
 from unlearn_audit.executor import start_early
+from unlearn_audit.memorization import pool_memorization
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
 from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
@@ -45,19 +46,28 @@ class Scenario:
     store: Store
 
     @classmethod
-    def from_config(cls, config: Config, *, store: Store | None = None) -> "Scenario":
-        start_early(config.run.backend)  # e.g. the process backend's workers load torch meanwhile
-        d = config.data
+    def from_config(cls, config: Config, *, store: Store | None = None, progress: bool = False) -> "Scenario":
+        """Load the data, split it and choose the forget set. A ``memorization:`` forget set first
+        scores the training pool with a shadow bank (built or reused; a progress bar if ``progress``)."""
+        d, run = config.data, config.run
+        start_early(run.backend)  # e.g. the process backend's workers load torch meanwhile
+        parse_forget_spec(d.forget)  # a typo fails before anything is loaded
         dataset = load_dataset(d.dataset, d.data_root, d.download)
-        split = make_split(dataset, d.forget, seed=d.split_seed, test_fraction=d.test_fraction,
-                           heldout_fraction=d.heldout_fraction)
-        dataset, split = plant_similar(dataset, split, d.similar, seed=d.split_seed)
         recipe = resolve_arch(config.train, dataset)
         # Fail on a bad architecture now, not after the first minutes of work.
         build_model(recipe.arch, dataset.num_classes, dataset.input_shape)
-        accel = Accelerator(device=resolve_device(config.run.device), amp=config.run.amp,
-                            channels_last=config.run.channels_last)
-        return cls(config, dataset, split, recipe, accel, store or Store(config.run.store))
+        accel = Accelerator(device=resolve_device(run.device), amp=run.amp, channels_last=run.channels_last)
+        store = store or Store(run.store)
+        sizes = {"seed": d.split_seed, "test_fraction": d.test_fraction, "heldout_fraction": d.heldout_fraction}
+        scores = None
+        if parse_forget_spec(d.forget)[0] == "memorization":
+            pool_only = make_split(dataset, "random:0.5", **sizes)  # the pool does not depend on the forget spec
+            scores = pool_memorization(dataset, pool_only, recipe, models=d.memorization_models, seed=run.seed,
+                                       store=store, accel=accel, backend=run.backend, workers=run.workers,
+                                       progress=progress)
+        split = make_split(dataset, d.forget, memorization=scores, **sizes)
+        dataset, split = plant_similar(dataset, split, d.similar, seed=d.split_seed)
+        return cls(config, dataset, split, recipe, accel, store)
 
     # -- data --------------------------------------------------------------------------------
     def tensors(self, indices: np.ndarray) -> TensorSet:

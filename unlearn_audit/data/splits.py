@@ -12,7 +12,11 @@ Forget specs:
 * ``subclass:NAME`` — every pool example of one fine class (datasets with fine labels, e.g. cifar20);
 * ``indices:FILE`` — one integer per line, positions in the training pool (0 .. |D|-1);
 * ``dataset-indices:FILE`` — one integer per line, indices into the whole dataset; each must lie in
-  the training pool (not in test or heldout).
+  the training pool (not in test or heldout);
+* ``memorization:low|mid|high:FRACTION`` — a random FRACTION of the pool (< 1/3) from the lowest,
+  middle or highest third of a memorization score per pool example, which the caller passes
+  (``memorization=``; :class:`~unlearn_audit.scenario.Scenario` computes it with
+  :mod:`unlearn_audit.memorization`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import numpy as np
 from unlearn_audit.data.datasets import Dataset
 from unlearn_audit.errors import DataError
 
-FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices")
+FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices", "memorization")
+MEMORIZATION_LEVELS = ("low", "mid", "high")
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,14 @@ def make_split(
     seed: int = 0,
     test_fraction: float = 0.2,
     heldout_fraction: float = 0.2,
+    memorization: np.ndarray | None = None,
 ) -> Split:
     """Split ``dataset`` deterministically in ``seed`` and choose the forget set.
 
     ``test_fraction`` is ignored for datasets with an official test portion. ``heldout_fraction``
-    is a fraction of the non-test data.
+    is a fraction of the non-test data. ``memorization`` holds a score per training-pool example,
+    in pool order, for ``memorization:`` forget specs (the pool depends only on the dataset, the
+    seed and the fractions, so a first split with any forget spec gives it).
     """
     for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
         if not 0.0 < frac < 1.0:
@@ -121,7 +129,7 @@ def make_split(
             f"dataset {dataset.name!r} with {n} examples is too small for test_fraction={test_fraction}, "
             f"heldout_fraction={heldout_fraction}"
         )
-    forget_mask, scenario, forget_class = _forget_mask(dataset, pool, heldout, test, forget_spec, seed)
+    forget_mask, scenario, forget_class = _forget_mask(dataset, pool, heldout, test, forget_spec, seed, memorization)
     if not forget_mask.any():
         raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
     if forget_mask.all():
@@ -163,21 +171,46 @@ def parse_forget_spec(spec: str) -> tuple[str, str]:
     if not sep or kind not in FORGET_KINDS or not arg:
         raise DataError(
             f"invalid forget spec {spec!r}; use one of random:FRACTION, class:NAME_OR_ID, "
-            f"subclass:NAME, indices:FILE, dataset-indices:FILE"
+            f"subclass:NAME, indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION"
         )
     return kind, arg
 
 
-def _forget_mask(dataset, pool, heldout, test, spec, seed):
+def _fraction(text: str, spec: str, most: float = 1.0) -> float:
+    try:
+        frac = float(text)
+    except ValueError:
+        raise DataError(f"forget fraction in {spec!r} is not a number") from None
+    if not 0.0 < frac < most:
+        raise DataError(f"forget fraction must be in (0, {most:.3g}), got {frac} in {spec!r}")
+    return frac
+
+
+def memorization_mask(scores: np.ndarray, level: str, frac: float, seed: int) -> np.ndarray:
+    """A random ``frac`` of the pool drawn from the lowest, middle or highest third of ``scores``."""
+    order = np.argsort(scores, kind="stable")
+    third = np.array_split(order, 3)[MEMORIZATION_LEVELS.index(level)]
+    n_forget = max(1, int(round(frac * scores.size)))
+    rng = np.random.default_rng([seed, 0x3E3])
+    mask = np.zeros(scores.size, dtype=bool)
+    mask[rng.choice(third, size=min(n_forget, third.size), replace=False)] = True
+    return mask
+
+
+def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
     kind, arg = parse_forget_spec(spec)
     labels = dataset.y.numpy()
+    if kind == "memorization":
+        level, _, frac_text = arg.partition(":")
+        if level not in MEMORIZATION_LEVELS:
+            raise DataError(f"{spec!r}: the memorization level must be low, mid or high, e.g. memorization:high:0.05")
+        frac = _fraction(frac_text, spec, most=1 / 3)
+        if memorization is None or np.shape(memorization) != pool.shape:
+            raise DataError(f"{spec!r} needs a memorization score per training-pool example; scenarios compute "
+                            f"them from a shadow bank (data.memorization_models)")
+        return memorization_mask(np.asarray(memorization, dtype=np.float64), level, frac, seed), "random", None
     if kind == "random":
-        try:
-            frac = float(arg)
-        except ValueError:
-            raise DataError(f"forget fraction in {spec!r} is not a number") from None
-        if not 0.0 < frac < 1.0:
-            raise DataError(f"forget fraction must be in (0, 1), got {frac} in {spec!r}")
+        frac = _fraction(arg, spec)
         n_forget = max(1, int(round(frac * pool.size)))
         rng = np.random.default_rng([seed, 0xF06])
         mask = np.zeros(pool.size, dtype=bool)
