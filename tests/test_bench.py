@@ -36,6 +36,7 @@ def test_audit_tells_original_from_retrained(bench_run):
     assert abs(retrain["ulira_acc"]["mean"] - 0.5) < 0.1
     assert original["UA"]["mean"] < retrain["UA"]["mean"]
     assert retrain["gap"]["mean"] < original["gap"]["mean"]
+    assert retrain["tow"]["mean"] > original["tow"]["mean"] and retrain["tow"]["mean"] > 0.97
 
 
 def test_results_json_is_complete(bench_run):

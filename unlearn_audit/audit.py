@@ -12,7 +12,8 @@ for class-wise forgetting, those of the forgotten class) or unlearned models wit
   never saw F nor the held-out set), F vs held-out: AUC and TPR at 1 % FPR with its
   Clopper–Pearson interval;
 * ``gap`` — SalUn's Avg. Gap (mean |Δ| over UA, RA, TA, MIA-Efficacy) to the mean of the
-  retrained references;
+  retrained references; ``tow`` — RUM's tug-of-war (1 − |ΔFA|)(1 − |ΔRA|)(1 − |ΔTA|) to the same
+  means, accuracies as fractions (1 = retraining);
 * per group: ``ulira_acc`` — U-LiRA balanced accuracy of telling the group's models from the
   retrained references, example by example, leave-one-out (0.5 ideal) — U-LiRA (Hayes et al. 2024)
   with the group's K originals, all of which trained on F and then unlearned it, as the unlearned
@@ -30,7 +31,7 @@ from unlearn_audit.attacks import AttackData, get_attack
 from unlearn_audit.attacks.challenge import challenge_score
 from unlearn_audit.attacks.svc import mia_efficacy
 from unlearn_audit.attacks.ulira import per_example_balanced_accuracy
-from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, unlearning_accuracies
+from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, tow, unlearning_accuracies
 from unlearn_audit.signals import SignalSet, compute_logits
 from unlearn_audit.stats import roc_auc, tpr_at_fpr
 
@@ -112,7 +113,7 @@ def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict)
         **basic_metrics(ms), "mia_efficacy": mia,
         "lira_auc": roc_auc(lira[:n_f], lira[n_f:]),
         "lira_tpr1": tpr1.tpr, "lira_tpr1_ci": [tpr1.tpr_low, tpr1.tpr_high],
-        "gap": avg_gap(acc, target),
+        "gap": avg_gap(acc, target), "tow": tow(acc, target),
     }
     return metrics, {"forget": lira[:n_f].tolist(), "heldout": lira[n_f:].tolist()}
 

@@ -34,6 +34,7 @@ METRICS = (
     ("TA", "TA %", "{:.1f}", True),
     ("mia_efficacy", "MIA-Eff %", "{:.1f}", True),
     ("gap", "Gap", "{:.2f}", True),
+    ("tow", "ToW", "{:.3f}", True),
     ("loss_auc", "LOSS AUC", "{:.3f}", True),
     ("lira_auc", "LiRA AUC", "{:.3f}", True),
     ("lira_tpr1", "TPR@1%FPR", "{:.3f}", True),

@@ -19,11 +19,11 @@ def mean_std(cell: dict, fmt: str) -> str:
 
 LEGEND = """mean ± std over {n} seed(s); compare each row with the retrained references ({k} models), not with 0 or 100.
 UA = 100 − forget acc; RA/TA = retain/test acc; MIA-Eff = SVC MIA-Efficacy (% of forget predicted non-member);
-Gap = mean |Δ| to the retrained references over UA, RA, TA, MIA-Eff; LOSS/LiRA AUC and TPR@1%FPR: forget vs
-held-out, offline LiRA against the retrained references (0.5 / 0.01 = indistinguishable); U-LiRA acc: per-example
-test of these models vs retrained ones (0.5 ideal); ε̂ score / final: NeurIPS 2023 forget score and its
-utility-adjusted final score (higher = closer to retraining; with only {k} models per side even retraining
-scores well below 1, so compare with the retrain row)."""
+Gap = mean |Δ| to the retrained references over UA, RA, TA, MIA-Eff; ToW = RUM's tug-of-war (1 = retraining);
+LOSS/LiRA AUC and TPR@1%FPR: forget vs held-out, offline LiRA against the retrained references (0.5 / 0.01 =
+indistinguishable); U-LiRA acc: per-example test of these models vs retrained ones (0.5 ideal); ε̂ score / final:
+NeurIPS 2023 forget score and its utility-adjusted final score (higher = closer to retraining; with only {k} models
+per side even retraining scores well below 1, so compare with the retrain row)."""
 
 
 def bench_table(result, metrics, tablefmt: str = "github") -> str:
