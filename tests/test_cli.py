@@ -240,3 +240,21 @@ def test_ctrl_c_exits_130_not_fail(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["verify", "--model", str(tmp_path / "m.pt"), "--store", str(tmp_path / "s")])
     assert result.exit_code == 130
     assert result.stderr.startswith("interrupted:") and "run the command again" in result.stderr
+
+
+def test_similar_and_memorization_scenarios_from_the_command_line(tmp_path):
+    store = str(tmp_path / "store")
+    runner = CliRunner()
+    built = runner.invoke(main, ["refs", "build", "--similar", "duplicates:1", "--kind", "retrain", "--count", "2",
+                                 "--epochs", "2", "--quiet", "--store", store])
+    assert built.exit_code == 0, built.output
+    assert "random:0.1 + duplicates:1" in built.output
+    trained = runner.invoke(main, ["train", "--forget", "memorization:high:0.05", "--epochs", "2", "--out",
+                                   str(tmp_path / "m.pt"), "--store", store])
+    assert trained.exit_code == 0, trained.output
+    listed = runner.invoke(main, ["refs", "list", "--store", store])
+    assert "memorization scores" in listed.output and "memorization:high:0.05" in listed.output
+    assert_bad_input(runner.invoke(main, ["train", "--similar", "copies:2", "--out", str(tmp_path / "x.pt"),
+                                          "--store", store]), "duplicates:K or augmented:K")
+    assert_bad_input(runner.invoke(main, ["train", "--forget", "memorization:top:0.1", "--out",
+                                          str(tmp_path / "x.pt"), "--store", store]), "low, mid or high")

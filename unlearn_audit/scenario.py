@@ -17,8 +17,8 @@ import torch
 from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split, parse_forget_spec
-from unlearn_audit.data.splits import forgetting
-from unlearn_audit.data.planting import plant_similar
+from unlearn_audit.data.splits import forgetting, parse_memorization_spec
+from unlearn_audit.data.planting import parse_similar_spec, plant_similar
 from unlearn_audit.executor import start_early
 from unlearn_audit.memorization import pool_memorization
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
@@ -52,6 +52,7 @@ class Scenario:
         d, run = config.data, config.run
         start_early(run.backend)  # e.g. the process backend's workers load torch meanwhile
         parse_forget_spec(d.forget)  # a typo fails before anything is loaded
+        parse_similar_spec(d.similar)
         dataset = load_dataset(d.dataset, d.data_root, d.download)
         recipe = resolve_arch(config.train, dataset)
         # Fail on a bad architecture now, not after the first minutes of work.
@@ -61,6 +62,7 @@ class Scenario:
         sizes = {"seed": d.split_seed, "test_fraction": d.test_fraction, "heldout_fraction": d.heldout_fraction}
         scores = None
         if parse_forget_spec(d.forget)[0] == "memorization":
+            parse_memorization_spec(d.forget)  # before the shadow bank trains
             pool_only = make_split(dataset, "random:0.5", **sizes)  # the pool does not depend on the forget spec
             scores = pool_memorization(dataset, pool_only, recipe, models=d.memorization_models, seed=run.seed,
                                        store=store, accel=accel, backend=run.backend, workers=run.workers,

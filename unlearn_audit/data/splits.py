@@ -186,6 +186,15 @@ def _fraction(text: str, spec: str, most: float = 1.0) -> float:
     return frac
 
 
+def parse_memorization_spec(spec: str) -> tuple[str, float]:
+    """``memorization:LEVEL:FRACTION`` → (level, fraction); raises :class:`DataError` naming the fix."""
+    _, arg = parse_forget_spec(spec)
+    level, _, frac_text = arg.partition(":")
+    if level not in MEMORIZATION_LEVELS:
+        raise DataError(f"{spec!r}: the memorization level must be low, mid or high, e.g. memorization:high:0.05")
+    return level, _fraction(frac_text, spec, most=1 / 3)
+
+
 def memorization_mask(scores: np.ndarray, level: str, frac: float, seed: int) -> np.ndarray:
     """A random ``frac`` of the pool drawn from the lowest, middle or highest third of ``scores``."""
     order = np.argsort(scores, kind="stable")
@@ -201,10 +210,7 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
     kind, arg = parse_forget_spec(spec)
     labels = dataset.y.numpy()
     if kind == "memorization":
-        level, _, frac_text = arg.partition(":")
-        if level not in MEMORIZATION_LEVELS:
-            raise DataError(f"{spec!r}: the memorization level must be low, mid or high, e.g. memorization:high:0.05")
-        frac = _fraction(frac_text, spec, most=1 / 3)
+        level, frac = parse_memorization_spec(spec)
         if memorization is None or np.shape(memorization) != pool.shape:
             raise DataError(f"{spec!r} needs a memorization score per training-pool example; scenarios compute "
                             f"them from a shadow bank (data.memorization_models)")
