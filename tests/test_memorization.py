@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unlearn_audit.bank import list_banks
-from unlearn_audit.config import Config, DataConfig
+from unlearn_audit.config import Config, DataConfig, RunConfig
 from unlearn_audit.data import make_split
 from unlearn_audit.data.splits import memorization_mask
 from unlearn_audit.errors import ConfigError, DataError
@@ -65,3 +65,7 @@ def test_retraining_changes_high_memorization_examples_not_low_ones(tmp_path):
     assert gaps["high"] > gaps["low"] + 0.05
     shadow = [row for row in list_banks(store) if row["kind"] == "shadow"]
     assert len(shadow) == 1 and shadow[0]["models"] == 8  # one shadow bank scored both forget sets
+    # the forget set is part of the split: the models' seed (run.seed) does not move it
+    reseeded = Scenario.from_config(Config(data=DataConfig(forget="memorization:high:0.05", memorization_models=8),
+                                           run=RunConfig(seed=7)), store=store)
+    assert np.array_equal(reseeded.split.forget, forget["high"])

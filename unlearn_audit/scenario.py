@@ -63,8 +63,10 @@ class Scenario:
         scores = None
         if parse_forget_spec(d.forget)[0] == "memorization":
             parse_memorization_spec(d.forget)  # before the shadow bank trains
-            pool_only = make_split(dataset, "random:0.5", **sizes)  # the pool does not depend on the forget spec
-            scores = pool_memorization(dataset, pool_only, recipe, models=d.memorization_models, seed=run.seed,
+            # The pool does not depend on the forget spec; the scoring bank is seeded by the split seed,
+            # so the forget set, like every split, does not change with run.seed (the models' seed).
+            pool_only = make_split(dataset, "random:0.5", **sizes)
+            scores = pool_memorization(dataset, pool_only, recipe, models=d.memorization_models, seed=d.split_seed,
                                        store=store, accel=accel, backend=run.backend, workers=run.workers,
                                        progress=progress)
         split = make_split(dataset, d.forget, memorization=scores, **sizes)
