@@ -68,3 +68,13 @@ def test_scrub_r_needs_heldout_data(random_scenario):
     task = dataclasses.replace(random_scenario["task"], heldout=None)
     with pytest.raises(ConfigError, match="needs held-out data"):
         get_method("scrub_r").unlearn(random_scenario["model"], task)
+
+
+def test_the_rewind_is_recorded_with_the_result(random_scenario, tmp_path):
+    from unlearn_audit.methods import REGISTRY
+
+    assert REGISTRY["scrub"]().details() == {}
+    method = get_method("scrub_r", **OVER_FORGETTING)
+    method.unlearn(random_scenario["model"], random_scenario["task"])
+    details = method.details()
+    assert details["rewound_to_epoch"] == method.rewind_["epoch"] and details["of_epochs"] == 8

@@ -187,8 +187,9 @@ def unlearn(config: Config, method: str, model_path: str | Path, out: str | Path
     result = unlearner.unlearn(model, scenario.task(config.run.seed))
     seconds = time.perf_counter() - start
     after = evaluate(result, scenario)
-    meta = {"method": method, "params": unlearner.hp, "source_checkpoint": str(model_path),
-            "scenario": scenario.describe(), "before": before, "after": after, "seconds": seconds}
+    meta = {"method": method, "params": unlearner.hp, "details": unlearner.details(),
+            "source_checkpoint": str(model_path), "scenario": scenario.describe(), "before": before, "after": after,
+            "seconds": seconds}
     save_checkpoint(out, result, arch=record["arch"], num_classes=scenario.dataset.num_classes,
                     input_shape=scenario.dataset.input_shape, meta=meta)
     return {"out": str(out), **meta}

@@ -137,11 +137,14 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     signals: dict[str, list] = {name: [] for name in names}
     runs, scores = [], {name: {"forget": [], "heldout": []} for name in names}
 
-    def record(name: str, seed: int, model, seconds: float) -> None:
+    def record(name: str, seed: int, model, seconds: float, details: dict | None = None) -> None:
         ms = model_signals(model, scenario, queries)
         signals[name].append(ms)
         metrics, lira = audit_model(ms, references, profile)
-        runs.append({"method": name, "seed": seed, "seconds": seconds, **metrics})
+        run = {"method": name, "seed": seed, "seconds": seconds, **metrics}
+        if details:
+            run["details"] = details
+        runs.append(run)
         for part in ("forget", "heldout"):
             scores[name][part].extend(lira[part])
 
@@ -155,7 +158,7 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
             start = time.perf_counter()
             unlearned = method.unlearn(original, task)
             _synchronize(scenario)
-            record(method.name, seed, unlearned, time.perf_counter() - start)
+            record(method.name, seed, unlearned, time.perf_counter() - start, method.details())
             bar.update(1)
     groups = {}
     for name in names:

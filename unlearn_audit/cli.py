@@ -228,6 +228,9 @@ def unlearn(config_path, method, model_path, out, params, **flags):
     b, a = info["before"], info["after"]
     click.echo(f"saved {info['out']} ({method}, {info['seconds']:.2f} s): "
                f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
+    if info["details"]:
+        click.echo("details: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in info["details"].items() if not isinstance(v, list)))
 
 
 @main.command()

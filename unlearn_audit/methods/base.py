@@ -180,6 +180,11 @@ class Unlearner(ABC):
         result.eval()
         return result
 
+    def details(self) -> dict:
+        """What the last :meth:`unlearn` decided on its own (e.g. the epoch SCRUB+R rewound to),
+        recorded with the result; empty for most methods."""
+        return {}
+
     def reads_retain(self) -> bool:
         """Whether this configured instance reads retain data (a hyperparameter may switch it off)."""
         return self.data_access.needs_retain

@@ -75,3 +75,7 @@ class SCRUBRewind(SCRUB):
         model.load_state_dict(checkpoints[chosen])
         self.rewind_ = {"reference_error": reference, "forget_errors": errors, "epoch": chosen + 1}
         return model
+
+    def details(self) -> dict:
+        return {"rewound_to_epoch": self.rewind_["epoch"], "of_epochs": len(self.rewind_["forget_errors"]),
+                "reference_error": self.rewind_["reference_error"], "forget_errors": self.rewind_["forget_errors"]}
