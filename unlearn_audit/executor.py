@@ -140,9 +140,12 @@ def _worker_chunk(jobs: list[TrainJob]) -> list[dict]:
     return train_chunk(_WORKER_DATA, jobs)
 
 
-def _forkserver_context():
+def _worker_context():
+    """The fork server where the platform has one (Linux, macOS), else spawn (Windows)."""
     import multiprocessing
 
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["unlearn_audit.executor", "torch._dynamo"])
     return ctx
@@ -152,21 +155,20 @@ def start_early(backend: str) -> None:
     """Start what ``backend`` needs before its first task: for ``process``, the fork server, whose
     imports (torch, ~2 s) then overlap the caller's own preparation (loading the dataset) instead of
     delaying the first worker."""
-    if backend == "process":
+    if backend == "process" and _worker_context().get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        _forkserver_context()
         forkserver.ensure_running()
 
 
 def _run_process(data, parts, workers, on_done):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # forkserver: workers fork from a clean server that imported torch once (spawn would import it
-    # in every worker; plain fork after torch started its thread pools can deadlock). The server
+    # forkserver: workers fork from a clean server that imported torch once (spawn, the fallback,
+    # imports it in every worker; plain fork after torch started its thread pools can deadlock). The server
     # lives as long as this process and also preloads torch._dynamo, which torch.optim imports on
     # first use (~1.3 s): later pools (bench and verify build several banks) start in ~0.3 s.
-    ctx = _forkserver_context()
+    ctx = _worker_context()
     pool = ProcessPoolExecutor(max_workers=min(workers, len(parts)), initializer=_init_worker, initargs=(data,),
                                mp_context=ctx)
     results, pending = [], {pool.submit(_worker_chunk, part) for part in parts}
