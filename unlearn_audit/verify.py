@@ -184,7 +184,9 @@ def certify(phi_target: np.ndarray, phi_originals: np.ndarray, phi_retrained: np
                        f"it cannot tell an original from a retrained model, so a pass would mean nothing")
         advice += ["train more reference models (--references, --originals)",
                    "query more augmentations (models trained with flips are also queried mirrored)",
-                   "use a larger forget set, or a scenario where the model memorises more"]
+                   "use a larger forget set, or one the models memorise (e.g. --forget memorization:high:0.05)",
+                   "check with `unlearn-audit probe` whether retained examples similar to the forget set carry "
+                   "it: retraining keeps what they carry, so there is nothing left to detect"]
     else:
         verdict = PASS
         reasons.append(f"the target is within the spread of retrained models (p = {p_value:.3g} ≥ α = {alpha}) "
