@@ -5,7 +5,9 @@ made against K retrained reference models — models trained on the retain set R
 the forget set F. Every number compares forget examples with held-out examples (never trained on;
 for class-wise forgetting, those of the forgotten class) or unlearned models with retrained ones:
 
-* UA / RA / TA — 100 − forget accuracy, retain and test accuracy (%);
+* UA / RA / TA — 100 − forget accuracy, retain and test accuracy (%); ``IC`` — for ``confusion:A,B``
+  forget sets, the % of test images of A or B predicted as the other class (Goel et al.'s
+  interclass-confusion test; None otherwise);
 * ``mia_efficacy`` — SalUn / ℓ1-sparse SVC MIA-Efficacy (% of F predicted non-member);
 * ``loss_auc`` — the global loss threshold, F vs held-out;
 * ``lira_auc`` / ``lira_tpr1`` — offline LiRA with the retrained references as OUT models (they
@@ -55,6 +57,7 @@ class ModelSignals:
     heldout: SignalSet | None
     retain: SignalSet | None
     test: SignalSet | None
+    interclass_confusion: float | None = None  # confusion:A,B scenarios: test A/B predicted as the other
 
     def accuracy(self, part: str) -> float:
         return float(getattr(self, part).correct[:, 0].mean())
@@ -70,10 +73,26 @@ def model_signals(model, scenario, queries: tuple[str, ...], parts: tuple[str, .
     chosen = [where[p] for p in parts]
     idx = np.concatenate(chosen)
     logits = compute_logits([model], scenario.dataset.x[idx], queries, scenario.accel)[0]
-    signals = SignalSet.from_logits(logits, scenario.dataset.y.numpy()[idx])
+    labels = scenario.dataset.y.numpy()[idx]
+    signals = SignalSet.from_logits(logits, labels)
     bounds = np.cumsum([0] + [p.size for p in chosen])
     taken = {p: signals.take(np.arange(bounds[k], bounds[k + 1])) for k, p in enumerate(parts)}
-    return ModelSignals(**{p: taken.get(p) for p in PARTS})
+    confusion = None
+    if s.confusion is not None and "test" in parts:
+        k = parts.index("test")
+        test = slice(bounds[k], bounds[k + 1])
+        confusion = interclass_confusion(logits[test, 0], labels[test], s.confusion)
+    return ModelSignals(**{p: taken.get(p) for p in PARTS}, interclass_confusion=confusion)
+
+
+def interclass_confusion(logits: np.ndarray, labels: np.ndarray, pair: tuple[int, int]) -> float:
+    """Share of the examples of class A or B (``pair``) predicted as the other class of the pair."""
+    a, b = pair
+    mine = (labels == a) | (labels == b)
+    if not mine.any():
+        return float("nan")
+    partner = np.where(labels[mine] == a, b, a)
+    return float((np.asarray(logits)[mine].argmax(axis=-1) == partner).mean())
 
 
 def _accuracies(ms: ModelSignals, mia: float):
@@ -95,7 +114,8 @@ def basic_metrics(ms: ModelSignals) -> dict:
     loss = get_attack("loss").score(AttackData(target=SignalSet.concat([ms.forget, ms.heldout])))
     n_f = ms.forget.phi.shape[0]
     return {"UA": 100.0 * (1.0 - ms.accuracy("forget")), "RA": 100.0 * ms.accuracy("retain"),
-            "TA": 100.0 * ms.accuracy("test"), "loss_auc": roc_auc(loss[:n_f], loss[n_f:])}
+            "TA": 100.0 * ms.accuracy("test"), "loss_auc": roc_auc(loss[:n_f], loss[n_f:]),
+            "IC": None if ms.interclass_confusion is None else 100.0 * ms.interclass_confusion}
 
 
 def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict) -> tuple[dict, dict]:

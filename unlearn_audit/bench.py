@@ -32,6 +32,7 @@ METRICS = (
     ("UA", "UA %", "{:.1f}", True),
     ("RA", "RA %", "{:.1f}", True),
     ("TA", "TA %", "{:.1f}", True),
+    ("IC", "IC %", "{:.1f}", True),  # confusion:A,B scenarios only
     ("mia_efficacy", "MIA-Eff %", "{:.1f}", True),
     ("gap", "Gap", "{:.2f}", True),
     ("tow", "ToW", "{:.3f}", True),
@@ -98,7 +99,9 @@ def summarise(runs: list[dict], groups: dict[str, dict], names: list[str]) -> li
         mine = [r for r in runs if r["method"] == name]
         row = {"method": name, "n": len(mine)}
         for key, _, _, per_model in METRICS:
-            if per_model:
+            if per_model and all(r[key] is None for r in mine):
+                row[key] = None  # a metric this scenario does not have
+            elif per_model:
                 vals = np.array([r[key] for r in mine], dtype=float)
                 row[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
             else:

@@ -32,9 +32,11 @@ def _scenario_options(fn):
         click.option("--download", is_flag=True, default=None,
                      help="Allow downloading a torchvision dataset that is not under --data-root."),
         click.option("--forget", help="Forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
-                                      "indices:FILE (pool positions), dataset-indices:FILE or "
+                                      "indices:FILE (pool positions), dataset-indices:FILE, "
                                       "memorization:low|mid|high:FRACTION (from the least, middling or most "
-                                      "memorized third of the pool, scored by a shadow bank). Overrides data.forget."),
+                                      "memorized third of the pool, scored by a shadow bank) or confusion:A,B:FRACTION "
+                                      "(that fraction of classes A and B, trained with the labels swapped). "
+                                      "Overrides data.forget."),
         click.option("--similar", help="Plant copies of every forget example among the retained examples: "
                                        "duplicates:K (exact) or augmented:K (shifted, intensity-jittered); "
                                        "none (default) plants nothing. Overrides data.similar."),

@@ -18,7 +18,7 @@ from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split, parse_forget_spec
 from unlearn_audit.data.splits import forgetting, parse_memorization_spec
-from unlearn_audit.data.planting import parse_similar_spec, plant_similar
+from unlearn_audit.data.planting import parse_similar_spec, plant_similar, swap_confused_labels
 from unlearn_audit.executor import start_early
 from unlearn_audit.memorization import pool_memorization
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
@@ -70,6 +70,7 @@ class Scenario:
                                        store=store, accel=accel, backend=run.backend, workers=run.workers,
                                        progress=progress)
         split = make_split(dataset, d.forget, memorization=scores, **sizes)
+        dataset, split = swap_confused_labels(dataset, split)
         dataset, split = plant_similar(dataset, split, d.similar, seed=d.split_seed)
         return cls(config, dataset, split, recipe, accel, store)
 

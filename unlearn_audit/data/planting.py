@@ -1,4 +1,4 @@
-"""Similar-sample scenarios: copies of every forget example planted in the retain set.
+"""Planted scenarios: copies of every forget example in the retain set, or swapped labels on it.
 
 "Forgetting Similar Samples: Can Machine Unlearning Do it Better?" (Xu et al., arXiv 2601.06938,
 2026) reports that when the training set holds samples similar to the forget set, every method —
@@ -18,6 +18,14 @@ fingerprints, and with them every store key, differ from the unplanted scenario)
 training pool as retained examples; the forget, held-out and test sets are unchanged. Variant
 (iii), retained neighbours found by similarity, is what ``unlearn-audit probe`` measures on any
 scenario.
+
+**Interclass confusion** (Goel, Prabhu et al., "Towards Adversarial Evaluations for Inexact Machine
+Unlearning", arXiv 2201.06640; details not verified against their code): for a ``confusion:A,B:F``
+forget set, :func:`swap_confused_labels` gives its examples the other class of the pair as training
+label, so a model trained on them learns to confuse A and B. Unlearning them should remove that
+confusion — on the forget set (its accuracy against the swapped labels falls) and on unseen A and
+B images (the audit's ``IC %``: test examples of A or B predicted as the other), where a model
+retrained without them shows almost none, even when membership attacks look fine.
 """
 
 from __future__ import annotations
@@ -77,6 +85,19 @@ def plant_similar(dataset: Dataset, split: Split, spec: str, *, seed: int = 0) -
     return grown, dataclasses.replace(
         split, pool=pool, forget_mask=mask, similar=spec, planted=planted,
         fingerprint=split_fingerprint(grown, pool, mask, split.heldout, split.test))
+
+
+def swap_confused_labels(dataset: Dataset, split: Split) -> tuple[Dataset, Split]:
+    """For a ``confusion:A,B`` split: the dataset with the forget examples' labels swapped (A ↔ B)."""
+    if split.confusion is None:
+        return dataset, split
+    a, b = split.confusion
+    forget = torch.as_tensor(split.forget)
+    y = dataset.y.clone()
+    y[forget] = torch.where(dataset.y[forget] == a, b, a)
+    swapped = with_fingerprint(dataclasses.replace(dataset, y=y, fingerprint=""))
+    return swapped, dataclasses.replace(split, fingerprint=split_fingerprint(
+        swapped, split.pool, split.forget_mask, split.heldout, split.test))
 
 
 def _augment(x: torch.Tensor, dataset: Dataset, rng: np.random.Generator) -> torch.Tensor:

@@ -13,6 +13,9 @@ Forget specs:
 * ``indices:FILE`` — one integer per line, positions in the training pool (0 .. |D|-1);
 * ``dataset-indices:FILE`` — one integer per line, indices into the whole dataset; each must lie in
   the training pool (not in test or heldout);
+* ``confusion:A,B:FRACTION`` — FRACTION (< 1) of the pool examples of class A and of class B, whose
+  labels scenarios then swap (A ↔ B): the interclass-confusion test (see
+  :func:`~unlearn_audit.data.planting.swap_confused_labels`);
 * ``memorization:low|mid|high:FRACTION`` — a random FRACTION of the pool (< 1/3) from the lowest,
   middle or highest third of a memorization score per pool example, which the caller passes
   (``memorization=``; :class:`~unlearn_audit.scenario.Scenario` computes it with
@@ -31,7 +34,7 @@ import numpy as np
 from unlearn_audit.data.datasets import Dataset
 from unlearn_audit.errors import DataError
 
-FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices", "memorization")
+FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices", "memorization", "confusion")
 MEMORIZATION_LEVELS = ("low", "mid", "high")
 
 
@@ -53,6 +56,7 @@ class Split:
     forget_class: int | None
     fingerprint: str
     similar: str = "none"  # planted copies of the forget set (see data.planting)
+    confusion: tuple[int, int] | None = None  # the class pair of a confusion:A,B forget set
     planted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # their dataset indices
 
     @property
@@ -87,6 +91,7 @@ class Split:
             "forget_spec": self.forget_spec,
             "seed": self.seed,
             "similar": self.similar,
+            "confusion": None if self.confusion is None else list(self.confusion),
             "planted": int(self.planted.size),
             "fingerprint": self.fingerprint,
         }
@@ -130,6 +135,7 @@ def make_split(
             f"heldout_fraction={heldout_fraction}"
         )
     forget_mask, scenario, forget_class = _forget_mask(dataset, pool, heldout, test, forget_spec, seed, memorization)
+    confusion = parse_confusion_spec(forget_spec, dataset)[0] if forget_spec.startswith("confusion:") else None
     if not forget_mask.any():
         raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
     if forget_mask.all():
@@ -144,6 +150,7 @@ def make_split(
         scenario=scenario,
         forget_class=forget_class,
         fingerprint=split_fingerprint(dataset, pool, forget_mask, heldout, test),
+        confusion=confusion,
     )
 
 
@@ -171,7 +178,8 @@ def parse_forget_spec(spec: str) -> tuple[str, str]:
     if not sep or kind not in FORGET_KINDS or not arg:
         raise DataError(
             f"invalid forget spec {spec!r}; use one of random:FRACTION, class:NAME_OR_ID, "
-            f"subclass:NAME, indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION"
+            f"subclass:NAME, indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION, "
+            f"confusion:A,B:FRACTION"
         )
     return kind, arg
 
@@ -184,6 +192,20 @@ def _fraction(text: str, spec: str, most: float = 1.0) -> float:
     if not 0.0 < frac < most:
         raise DataError(f"forget fraction must be in (0, {most:.3g}), got {frac} in {spec!r}")
     return frac
+
+
+def parse_confusion_spec(spec: str, dataset: Dataset) -> tuple[tuple[int, int], float]:
+    """``confusion:A,B:FRACTION`` → ((class A, class B), fraction); classes by name or id."""
+    _, arg = parse_forget_spec(spec)
+    pair, _, frac_text = arg.partition(":")
+    names = pair.split(",")
+    if len(names) != 2:
+        raise DataError(f"{spec!r}: name two classes, e.g. confusion:3,8:0.5")
+    a, b = (_class_id(name.strip(), dataset.class_names, spec) for name in names)
+    if a == b:
+        raise DataError(f"{spec!r}: the two classes must differ")
+    frac = _fraction(frac_text, spec)
+    return (a, b), frac
 
 
 def parse_memorization_spec(spec: str) -> tuple[str, float]:
@@ -215,6 +237,15 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
             raise DataError(f"{spec!r} needs a memorization score per training-pool example; scenarios compute "
                             f"them from a shadow bank (data.memorization_models)")
         return memorization_mask(np.asarray(memorization, dtype=np.float64), level, frac, seed), "random", None
+    if kind == "confusion":
+        pair, frac = parse_confusion_spec(spec, dataset)
+        rng = np.random.default_rng([seed, 0xC0F])
+        mask = np.zeros(pool.size, dtype=bool)
+        for cls in pair:
+            members = np.flatnonzero(labels[pool] == cls)
+            if members.size:
+                mask[rng.choice(members, size=max(1, int(round(frac * members.size))), replace=False)] = True
+        return mask, "random", None
     if kind == "random":
         frac = _fraction(arg, spec)
         n_forget = max(1, int(round(frac * pool.size)))

@@ -29,6 +29,7 @@ per side even retraining scores well below 1, so compare with the retrain row)."
 def bench_table(result, metrics, tablefmt: str = "github") -> str:
     """One row per method (original first), ``mean ± std`` over seeds for every metric."""
     access = {m["name"]: m["data_access"] for m in result.methods}
+    metrics = [m for m in metrics if any(row[m[0]] is not None for row in result.summary)]  # the scenario's own
     headers = ["Method", "Data access"] + [m[1] for m in metrics]
     rows = []
     for row in result.summary:
@@ -39,6 +40,9 @@ def bench_table(result, metrics, tablefmt: str = "github") -> str:
     if tablefmt == "html":
         return lines[0]
     lines.append(LEGEND.format(n=n, k=result.references.get("count", 0)))
+    if any(m[0] == "IC" for m in metrics):
+        lines.append("IC = % of test images of the two confused classes predicted as the other one (Goel et al.'s "
+                     "interclass-confusion test; compare with the retrain row).")
     for skip in result.skipped:
         lines.append(f"skipped {skip['method']}: {skip['reason']}")
     return "\n".join(lines)
