@@ -10,7 +10,7 @@ import pytest
 from unlearn_audit import api
 from unlearn_audit.audit import interclass_confusion
 from unlearn_audit.bench import METRICS
-from unlearn_audit.config import BenchConfig, Config, DataConfig, RunConfig
+from unlearn_audit.config import BenchConfig, Config, DataConfig, RunConfig, VerifyConfig
 from unlearn_audit.data import load_dataset, make_split
 from unlearn_audit.errors import DataError
 from unlearn_audit.report.table import bench_table
@@ -66,3 +66,18 @@ def test_retraining_removes_the_planted_confusion_that_the_originals_show(tmp_pa
     assert rows["original"]["IC"]["mean"] > rows["retrain"]["IC"]["mean"] + 15.0
     assert rows["retrain"]["IC"]["mean"] < 5.0
     assert "IC %" in bench_table(result, METRICS)
+
+
+def test_verify_reports_the_leftover_confusion(tmp_path):
+    config = dataclasses.replace(Config(data=DataConfig(forget="confusion:3,8:0.5")),
+                                 run=RunConfig(device="cpu", store=str(tmp_path / "store")),
+                                 verify=VerifyConfig(references=3, originals=2))
+    original = Scenario.from_config(config).bank("original", 1, seed=99).models[0]
+    path = tmp_path / "original.pt"
+    from unlearn_audit.models.checkpoint import save_checkpoint
+
+    save_checkpoint(path, original, arch="mlp", num_classes=10, input_shape=(1, 8, 8))
+    info = api.verify(config, path, report_path=tmp_path / "verdict.md", progress=False)
+    ic = info["interclass_confusion"]
+    assert ic["classes"] == [3, 8] and ic["target"] > ic["retrained"] + 15.0
+    assert "interclass confusion 3 ↔ 8" in (tmp_path / "verdict.md").read_text()

@@ -103,6 +103,12 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
             "original_seeds": originals.seeds.tolist(), "reference_seeds": retrained.seeds.tolist(),
             "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
             "checkpoint_meta": record.get("meta", {})}
+    if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
+        ic = {name: [100 * s.interclass_confusion for s in group] for name, group in signals.items()}
+        info["interclass_confusion"] = {"classes": list(scenario.split.confusion), "target": ic["target"][0],
+                                        "retrained": float(np.mean(ic["retrained"])),
+                                        "retrained_sd": float(np.std(ic["retrained"])),
+                                        "originals": float(np.mean(ic["originals"]))}
     if json_path is not None:
         atomic_write_json(json_path, info)
     if junit_path is not None:

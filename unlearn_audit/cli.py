@@ -273,6 +273,11 @@ def verify(config_path, model_path, references, originals, alpha, min_power, uti
     click.echo(f"p = {v['p_value']:.3g}, power = {v['power']:.0%}, completeness = "
                f"{'—' if comp is None else f'{comp:.2f}'}, test accuracy {v['utility']['test_accuracy']:.1f}% "
                f"(retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
+    ic = info.get("interclass_confusion")
+    if ic:
+        a, b = ic["classes"]
+        click.echo(f"interclass confusion {a} <-> {b} on test images: target {ic['target']:.1f}%, retrained "
+                   f"{ic['retrained']:.1f}% ± {ic['retrained_sd']:.1f}, originals {ic['originals']:.1f}%")
     for line in v["advice"]:
         click.echo(f"  - {line}")
     sys.exit(info["exit_code"])

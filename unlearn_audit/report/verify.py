@@ -65,6 +65,11 @@ def markdown_report(info: dict) -> str:
         f"| test accuracy | {u['test_accuracy']:.2f}% vs retrained {u['retrained_test_accuracy']:.2f}% ± {u['retrained_test_accuracy_sd']:.2f} (tolerance {u['tolerance']} points) |",
         f"| forget examples that still leak (BH) | {len(v['leaking'])} |",
     ]
+    ic = info.get("interclass_confusion")
+    if ic:
+        lines.insert(len(lines), f"| interclass confusion {ic['classes'][0]} ↔ {ic['classes'][1]} (test images "
+                                 f"predicted as the other class) | target {ic['target']:.1f}%; retrained "
+                                 f"{ic['retrained']:.1f}% ± {ic['retrained_sd']:.1f}; originals {ic['originals']:.1f}% |")
     if info.get("leaking_indices"):
         shown = ", ".join(map(str, info["leaking_indices"][:50]))
         lines += ["", f"Leaking examples (dataset indices): {shown}" + (" …" if len(info["leaking_indices"]) > 50 else "")]
