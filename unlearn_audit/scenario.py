@@ -51,7 +51,7 @@ class Scenario:
         scores the training pool with a shadow bank (built or reused; a progress bar if ``progress``)."""
         d, run = config.data, config.run
         start_early(run.backend)  # e.g. the process backend's workers load torch meanwhile
-        parse_forget_spec(d.forget)  # a typo fails before anything is loaded
+        kind, _ = parse_forget_spec(d.forget)  # a typo fails before anything is loaded
         parse_similar_spec(d.similar)
         dataset = load_dataset(d.dataset, d.data_root, d.download)
         recipe = resolve_arch(config.train, dataset)
@@ -61,7 +61,7 @@ class Scenario:
         store = store or Store(run.store)
         sizes = {"seed": d.split_seed, "test_fraction": d.test_fraction, "heldout_fraction": d.heldout_fraction}
         scores = None
-        if parse_forget_spec(d.forget)[0] == "memorization":
+        if kind == "memorization":
             parse_memorization_spec(d.forget)  # before the shadow bank trains
             # The pool does not depend on the forget spec; the scoring bank is seeded by the split seed,
             # so the forget set, like every split, does not change with run.seed (the models' seed).

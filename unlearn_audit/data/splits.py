@@ -134,8 +134,8 @@ def make_split(
             f"dataset {dataset.name!r} with {n} examples is too small for test_fraction={test_fraction}, "
             f"heldout_fraction={heldout_fraction}"
         )
-    forget_mask, scenario, forget_class = _forget_mask(dataset, pool, heldout, test, forget_spec, seed, memorization)
-    confusion = parse_confusion_spec(forget_spec, dataset)[0] if forget_spec.startswith("confusion:") else None
+    forget_mask, scenario, forget_class, confusion = _forget_mask(dataset, pool, heldout, test, forget_spec, seed,
+                                                                  memorization)
     if not forget_mask.any():
         raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
     if forget_mask.all():
@@ -229,6 +229,7 @@ def memorization_mask(scores: np.ndarray, level: str, frac: float, seed: int) ->
 
 
 def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
+    """(forget mask over the pool, scenario kind, forgotten class, confused class pair)."""
     kind, arg = parse_forget_spec(spec)
     labels = dataset.y.numpy()
     if kind == "memorization":
@@ -236,7 +237,8 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
         if memorization is None or np.shape(memorization) != pool.shape:
             raise DataError(f"{spec!r} needs a memorization score per training-pool example; scenarios compute "
                             f"them from a shadow bank (data.memorization_models)")
-        return memorization_mask(np.asarray(memorization, dtype=np.float64), level, frac, seed), "random", None
+        mask = memorization_mask(np.asarray(memorization, dtype=np.float64), level, frac, seed)
+        return mask, "random", None, None
     if kind == "confusion":
         pair, frac = parse_confusion_spec(spec, dataset)
         rng = np.random.default_rng([seed, 0xC0F])
@@ -245,24 +247,24 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
             members = np.flatnonzero(labels[pool] == cls)
             if members.size:
                 mask[rng.choice(members, size=max(1, int(round(frac * members.size))), replace=False)] = True
-        return mask, "random", None
+        return mask, "random", None, pair
     if kind == "random":
         frac = _fraction(arg, spec)
         n_forget = max(1, int(round(frac * pool.size)))
         rng = np.random.default_rng([seed, 0xF06])
         mask = np.zeros(pool.size, dtype=bool)
         mask[rng.choice(pool.size, size=n_forget, replace=False)] = True
-        return mask, "random", None
+        return mask, "random", None, None
     if kind == "class":
         cls = _class_id(arg, dataset.class_names, spec)
-        return labels[pool] == cls, "class", cls
+        return labels[pool] == cls, "class", cls, None
     if kind == "subclass":
         if dataset.fine_labels is None or dataset.fine_names is None:
             raise DataError(
                 f"{spec!r}: dataset {dataset.name!r} has no fine labels; sub-class forgetting needs e.g. cifar20"
             )
         fine = _class_id(arg, dataset.fine_names, spec)
-        return dataset.fine_labels[pool] == fine, "subclass", None
+        return dataset.fine_labels[pool] == fine, "subclass", None, None
     positions = _read_indices(Path(arg).expanduser(), spec)
     if kind == "indices":
         bad = positions[(positions < 0) | (positions >= pool.size)]
@@ -286,7 +288,7 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
         positions = np.searchsorted(pool, positions)
     mask = np.zeros(pool.size, dtype=bool)
     mask[positions] = True
-    return mask, "random", None
+    return mask, "random", None, None
 
 
 def _class_id(arg: str, names: tuple[str, ...], spec: str) -> int:
