@@ -47,6 +47,16 @@ def test_memorization_models_must_be_even():
         DataConfig(memorization_models=5)
 
 
+def test_memorization_scores_are_reused_without_loading_the_shadow_models(tmp_path, monkeypatch):
+    import unlearn_audit.memorization as memorization
+
+    config = Config(data=DataConfig(forget="memorization:mid:0.05", memorization_models=4))
+    first = Scenario.from_config(config, store=Store(tmp_path))
+    monkeypatch.setattr(memorization, "load_bank", lambda *a, **k: pytest.fail("loaded the shadow checkpoints"))
+    again = Scenario.from_config(config, store=Store(tmp_path))  # the scores' signals come from the store
+    assert np.array_equal(again.split.forget, first.split.forget)
+
+
 def test_retraining_changes_high_memorization_examples_not_low_ones(tmp_path):
     """Feldman & Zhang / RUM: what retraining without F changes is concentrated in memorized examples
     — on the low third the retrained models predict F as confidently as the originals."""

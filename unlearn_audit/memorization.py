@@ -19,6 +19,7 @@ from the lowest, middle or highest third of the scores (RUM uses three equal gro
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -47,6 +48,19 @@ def pool_memorization(dataset: Dataset, split: Split, recipe: Recipe, *, models:
     split = dataclasses.replace(split, forget_spec="memorization scores")  # how `refs list` shows the bank
     spec = BankSpec(dataset, split, recipe, kind="shadow", count=models, seed=seed)
     build_bank(store, spec, accel=accel, backend=backend, workers=workers, progress=progress)
-    bank = load_bank(store, spec, accel=accel)
-    signals = bank_signals(bank, dataset, split.pool, ("identity",), store=store, accel=accel)
-    return feldman_zhang(signals.prob[..., 0], bank.keep)
+    signals = bank_signals(_StoredBank(store, spec, accel), dataset, split.pool, ("identity",), store=store,
+                           accel=accel)
+    return feldman_zhang(signals.prob[..., 0], spec.keep)
+
+
+class _StoredBank:
+    """A bank in the store as :func:`bank_signals` reads it: its keys at once, its models only when
+    the signals are not cached yet (every later command reuses them without loading a checkpoint)."""
+
+    def __init__(self, store: Store, spec: BankSpec, accel: Accelerator):
+        self.keys = spec.model_keys(store)
+        self._store, self._spec, self._accel = store, spec, accel
+
+    @functools.cached_property
+    def models(self):
+        return load_bank(self._store, self._spec, accel=self._accel).models
