@@ -148,6 +148,15 @@ def test_digits_is_normalised(digits):
     assert abs(float(digits.x.mean())) < 1e-4 and abs(float(digits.x.std()) - 1) < 1e-2
 
 
+def test_digits_read_directly_equal_scikit_learns_loader(digits):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    assert torch.equal(digits.y, torch.from_numpy(bunch.target.astype(np.int64)))
+    restored = digits.x * torch.tensor(digits.std).view(1, -1, 1, 1) + torch.tensor(digits.mean).view(1, -1, 1, 1)
+    assert torch.allclose(restored[:, 0] * 16, torch.from_numpy(bunch.images).float(), atol=1e-4)
+
+
 def test_nonmembers_match_the_forgotten_class(digits):
     random = make_split(digits, "random:0.1", seed=0)
     np.testing.assert_array_equal(random.nonmembers(digits), random.heldout)

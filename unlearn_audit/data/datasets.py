@@ -13,6 +13,7 @@ CPU; feature vectors (from ``npz``) as N x F.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,17 +115,34 @@ def _normalise(x: np.ndarray) -> tuple[torch.Tensor, tuple[float, ...], tuple[fl
     return torch.from_numpy(np.ascontiguousarray(xn)), tuple(mean.ravel().tolist()), tuple(std.ravel().tolist())
 
 
-@register_dataset("digits")
-def _digits(root: Path, download: bool) -> Dataset:
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits images (N x 8 x 8, values 0..16) and labels.
+
+    Read straight from the CSV scikit-learn ships, because importing ``sklearn.datasets`` costs
+    ~1 s on every command; ``load_digits`` is the fallback should that file ever move.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = bunch.images.astype(np.float32)[:, None, :, :] / 16.0
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+@register_dataset("digits")
+def _digits(root: Path, download: bool) -> Dataset:
+    images, labels = _digits_table()
+    x = images.astype(np.float32)[:, None, :, :] / 16.0
     xt, mean, std = _normalise(x)
     return Dataset(
         name="digits",
         x=xt,
-        y=torch.from_numpy(bunch.target.astype(np.int64)),
+        y=torch.from_numpy(labels),
         class_names=tuple(str(c) for c in range(10)),
         mean=mean,
         std=std,
