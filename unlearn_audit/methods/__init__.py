@@ -28,6 +28,7 @@ from unlearn_audit.methods.scrub import SCRUB
 from unlearn_audit.methods.scrub_rewind import SCRUBRewind
 from unlearn_audit.methods.sfron import SFRon
 from unlearn_audit.methods.retrain import Retrain
+from unlearn_audit.methods.rum import RUM
 from unlearn_audit.methods.fisher import Fisher
 from unlearn_audit.methods.imu import IMU
 from unlearn_audit.methods.megu_style import MeGUStyle
@@ -63,6 +64,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     IMU,
     ReGUn,
     MeGUStyle,
+    RUM,
 )
 REGISTRY: dict[str, type[Unlearner]] = {cls.name: cls for cls in _METHODS}
 
