@@ -24,7 +24,8 @@ applied one group after the other (low, then medium, then high — the authors' 
   set and the whole retain set D_r — reconstructed: the authors' sequential script treats the
   groups not yet processed as retained, which would re-teach them before their own stage.
 
-Data access forget+retain+heldout (the proxy needs held-out data, the stages the retain set). What
+RUM's optional second refinement, by embedding-space entanglement between D_r and D_f, is not
+built. Data access forget+retain+heldout (the proxy needs held-out data, the stages the retain set). What
 the run decided is kept in :meth:`RUM.details`: each group's size and method (``stages``, e.g.
 "low 39 → none, mid 39 → finetune, high 37 → salun"), ``group_sizes`` and the ``quantiles``.
 Spec status: partly reconstructed (grouping thresholds and the retain set of each stage).
