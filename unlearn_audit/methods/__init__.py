@@ -24,6 +24,7 @@ from unlearn_audit.methods.neggrad_plus import NegGradPlus
 from unlearn_audit.methods.npo import NPO
 from unlearn_audit.methods.random_label import RandomLabel
 from unlearn_audit.methods.salun import SalUn
+from unlearn_audit.methods.scar import SCAR
 from unlearn_audit.methods.scrub import SCRUB
 from unlearn_audit.methods.scrub_rewind import SCRUBRewind
 from unlearn_audit.methods.sfron import SFRon
@@ -54,6 +55,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     CFk,
     EUk,
     SFRon,
+    SCAR,
     Delete,
     AMUN,
     NPO,

@@ -14,11 +14,12 @@ More architectures register with :func:`register_arch`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -107,6 +108,19 @@ def head_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> tu
         hook.remove()
         model.train(was_training)
     return torch.cat(feats), torch.cat(outs)
+
+
+@contextlib.contextmanager
+def capturing_head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every forward of ``model`` appends the (flattened) features entering its
+    classifier head to the yielded list — with gradients, for losses on the representation."""
+    _, head = classifier_head(model)
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].flatten(1)))
+    try:
+        yield feats
+    finally:
+        hook.remove()
 
 
 class MLP(nn.Module):
