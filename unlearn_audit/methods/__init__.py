@@ -20,6 +20,7 @@ from unlearn_audit.methods.cf_k import CFk
 from unlearn_audit.methods.delete import Delete
 from unlearn_audit.methods.eu_k import EUk
 from unlearn_audit.methods.l1_sparse import L1Sparse
+from unlearn_audit.methods.lur import LUR
 from unlearn_audit.methods.neggrad_plus import NegGradPlus
 from unlearn_audit.methods.npo import NPO
 from unlearn_audit.methods.random_label import RandomLabel
@@ -58,6 +59,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     SCAR,
     Delete,
     AMUN,
+    LUR,
     NPO,
     SSD,
     Fisher,
