@@ -67,12 +67,14 @@ def main():
 
 
 def time_commands(args) -> None:
-    cli = Path(sys.executable).with_name("unlearn-audit")
+    script = Path(sys.executable).with_name("unlearn-audit")
+    # uninstalled (a source tree on PYTHONPATH): the module entry point is the same command
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "unlearn_audit"]
     times = {"local": [], "process": []}
     for _ in range(args.repeats):
         for backend in times:
             with tempfile.TemporaryDirectory() as root:
-                command = [str(cli), "refs", "build", "--store", root, "--arch", "cnn", "--epochs", str(args.epochs),
+                command = [*cli, "refs", "build", "--store", root, "--arch", "cnn", "--epochs", str(args.epochs),
                            "--kind", "original", "--count", str(args.models), "--no-ensemble", "--quiet",
                            "--backend", backend, "--workers", str(args.workers)]
                 start = time.perf_counter()
