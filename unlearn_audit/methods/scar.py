@@ -126,7 +126,6 @@ class SCAR(Unlearner):
         forget = BatchStream((task.forget.x, targets), hp["batch_size"], self.generator(task, 1))
         surrogate = BatchStream((task.heldout.x, teacher_logits), hp["batch_size"], self.generator(task, 2))
         per_batch, current = hp["surrogate_steps"], {}
-        rows = torch.arange(min(hp["batch_size"], len(task.forget)), device=targets.device)
 
         def step_loss(step: int) -> torch.Tensor:
             if step % per_batch == 0:
@@ -134,7 +133,7 @@ class SCAR(Unlearner):
             with capturing_head_inputs(model) as feats:
                 model(current["x"])
             distances = mahalanobis(feats[0], means, inverses, hp["delta"])
-            loss_forget = distances[rows[:distances.shape[0]], current["target"]].mean()
+            loss_forget = distances.gather(1, current["target"][:, None]).mean()
             xs, teacher = surrogate.next()
             student = model(xs)
             if dropped is not None:
