@@ -23,6 +23,7 @@ import functools
 
 import numpy as np
 
+from unlearn_audit.attacks.base import member_mean
 from unlearn_audit.bank import BankSpec, build_bank, load_bank
 from unlearn_audit.data import Dataset, Split
 from unlearn_audit.signals import bank_signals
@@ -36,8 +37,7 @@ def feldman_zhang(outcome: np.ndarray, keep: np.ndarray) -> np.ndarray:
     keep = np.asarray(keep, dtype=bool)
     if not (keep.any(axis=0).all() and (~keep).any(axis=0).all()):
         raise ValueError("every example needs models both with and without it in their training set")
-    outcome = np.asarray(outcome, dtype=np.float64)
-    return (outcome * keep).sum(0) / keep.sum(0) - (outcome * ~keep).sum(0) / (~keep).sum(0)
+    return member_mean(outcome, keep)[0] - member_mean(outcome, ~keep)[0]
 
 
 def pool_memorization(dataset: Dataset, split: Split, recipe: Recipe, *, models: int, seed: int, store: Store,

@@ -170,3 +170,16 @@ class Attack(ABC):
 def query_mean(values: np.ndarray) -> np.ndarray:
     """Average a (..., N, Q) signal over its augmentation queries."""
     return np.asarray(values, dtype=np.float64).mean(axis=-1)
+
+
+def member_mean(values: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the models that ``members`` (M, N) selects of ``values`` (M, N) or (M, N, Q).
+
+    Returns the per-example means — NaN where no model is selected — and an (N,) has-any mask.
+    """
+    values, members = np.asarray(values, dtype=np.float64), np.asarray(members, dtype=bool)
+    n = members.sum(axis=0)
+    w = members.reshape(members.shape + (1,) * (values.ndim - 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (values * w).sum(axis=0) / n.reshape(n.shape + (1,) * (values.ndim - 2))
+    return mean, n > 0

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unlearn_audit.attacks.base import Attack, AttackData
+from unlearn_audit.attacks.base import Attack, AttackData, member_mean
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.stats import roc_auc
 
@@ -70,21 +70,9 @@ from unlearn_audit.stats import roc_auc
 _TINY = 1e-300
 
 
-def _group_mean(probs: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over the reference models selected by ``members`` (M, N) of ``probs`` (M, N, Q).
-
-    Returns the means (N, Q) — NaN where no model is selected — and a (N,) has-any mask.
-    """
-    w = members[..., None].astype(np.float64)
-    n = w.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (probs * w).sum(axis=0) / n
-    return mean, n[:, 0] > 0
-
-
 def _groups(probs: np.ndarray, members: np.ndarray):
     """IN and OUT reference means of ``probs`` (M, N, Q): (p_in, has_in, p_out, has_out)."""
-    return (*_group_mean(probs, members), *_group_mean(probs, ~members))
+    return (*member_mean(probs, members), *member_mean(probs, ~members))
 
 
 def sorted_scores(r_x: np.ndarray, r_z: np.ndarray, gamma: float) -> np.ndarray:
