@@ -215,6 +215,11 @@ def parameterised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
 
 
+def has_weight_matrix(module: nn.Module) -> bool:
+    """A Linear / convolution layer: a weight of dim ≥ 2 (not a normalisation layer's scale)."""
+    return getattr(module, "weight", None) is not None and module.weight.dim() >= 2
+
+
 def last_layers(model: nn.Module, k: int, include_head: bool) -> list[tuple[str, nn.Module]]:
     """The last ``k`` weight layers (Linear / Conv: a weight of dim ≥ 2) and every parameterised module
     after the first of them (their normalisation layers, biases).
@@ -226,8 +231,7 @@ def last_layers(model: nn.Module, k: int, include_head: bool) -> list[tuple[str,
 
     head_name, _ = classifier_head(model)
     layers = [(n, m) for n, m in parameterised_layers(model) if include_head or n != head_name]
-    weight_idx = [i for i, (_, m) in enumerate(layers)
-                  if getattr(m, "weight", None) is not None and m.weight.dim() >= 2]
+    weight_idx = [i for i, (_, m) in enumerate(layers) if has_weight_matrix(m)]
     if not 1 <= k <= len(weight_idx):
         raise ConfigError(
             f"k={k} but {type(model).__name__} has {len(weight_idx)} weight layers"

@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from unlearn_audit.methods._shared import last_layers, parameterised_layers, reinit_modules
+from unlearn_audit.methods._shared import has_weight_matrix, last_layers, parameterised_layers, reinit_modules
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 
 def weight_layers(model: nn.Module, last: int | None = None) -> list[nn.Module]:
     """Linear / convolution layers (a weight of dim ≥ 2), all of them or the last ``last``."""
     layers = last_layers(model, last, include_head=True) if last is not None else parameterised_layers(model)
-    return [m for _, m in layers if getattr(m, "weight", None) is not None and m.weight.dim() >= 2]
+    return [m for _, m in layers if has_weight_matrix(m)]
 
 
 @torch.no_grad()
