@@ -93,6 +93,51 @@ def test_utility_drop_fails_an_otherwise_passing_model():
     assert v.verdict == "FAIL" and not v.utility["ok"] and "below the retrained" in v.reasons[-1]
 
 
+def test_utility_failure_fails_even_without_power():
+    """A broken model FAILs (exit 1) although the audit could not tell originals from retrained models."""
+    rng = np.random.default_rng(5)
+    mu, retrained, originals = _world(rng, 4, 0.0)
+    v = _certify(mu + rng.normal(0, 0.5, (N, Q)), originals, retrained, test_accuracy=10.0)
+    assert v.power < 0.8 and v.verdict == "FAIL" and v.exit_code == 1
+
+
+@pytest.mark.parametrize("k_o, k_r", [(2, 10), (10, 4)])
+def test_unequal_group_sizes_keep_the_leak_list_calibrated(k_o, k_r):
+    """Under H0, runs flagging any leaking example stay near α whatever the group sizes. With σ
+    fitted per group (biased, or from a single left-out original) σ_IN ≠ σ_OUT made ℓ quadratic in
+    φ and flagged leaks in 13 % (10, 4) to 64 % (2, 10) of such runs."""
+    rng = np.random.default_rng(11)
+    flagged = 0
+    for _ in range(100):
+        mu = rng.normal(0, 2, (40, 1))
+        originals, retrained = (mu + shift + rng.normal(0, 1, (k, 40, 1)) for k, shift in ((k_o, 1.0), (k_r, 0.0)))
+        v = _certify(mu + rng.normal(0, 1, (40, 1)), originals, retrained, bootstrap=10)
+        flagged += bool(v.leaking)
+    assert flagged <= 8
+
+
+def test_over_forgetting_with_two_originals_is_called_over_forgetting():
+    """With K_o = 2 each left-out IN fit has one model; a shared σ still makes low φ read as less familiar."""
+    rng = np.random.default_rng(12)
+    mu = rng.normal(0, 2, (40, 1))
+    originals, retrained = mu + 2 + rng.normal(0, 1, (2, 40, 1)), mu + rng.normal(0, 1, (6, 40, 1))
+    v = _certify(mu - 3 + rng.normal(0, 1, (40, 1)), originals, retrained)
+    assert v.verdict == "FAIL" and "over-forgetting" in v.reasons[0] and v.leaking == []
+
+
+@pytest.mark.parametrize("accuracy, retrained, message", [
+    (float("nan"), [90.0, 91.0, 92.0], "finite percentages"),
+    (90.0, [], "retrained_test_accuracy is empty"),
+    (0.9, [0.9, 0.91, 0.92], "percentages .0–100., not fractions"),
+    (120.0, [90.0, 91.0, 92.0], "finite percentages"),
+])
+def test_bad_accuracies_are_rejected(accuracy, retrained, message):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match=message):
+        _certify(rng.normal(size=(N, Q)), rng.normal(size=(3, N, Q)), rng.normal(size=(3, N, Q)),
+                 test_accuracy=accuracy, retrained_test_accuracy=np.array(retrained))
+
+
 @pytest.mark.parametrize("k_r, k_o, message", [(2, 4, "at least 3 retrained"), (4, 1, "at least 3 retrained")])
 def test_too_few_references(k_r, k_o, message):
     rng = np.random.default_rng(0)

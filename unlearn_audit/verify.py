@@ -4,9 +4,14 @@ H0: on the forget set F, the target behaves like a model retrained without F.
 
 1. References: K_o models trained on D (originals) and K_r models retrained on R = D \\ F.
 2. For each forget example i, the logit-scaled confidences φ of the references give an IN
-   (originals) and an OUT (retrained) Gaussian (:func:`~unlearn_audit.attacks.gaussian.fit_gaussian`;
-   one pooled variance below 64 references). The per-example evidence of a model is the LiRA
-   log-likelihood ratio ℓ_i = log N(φ_i; IN) − log N(φ_i; OUT), averaged over augmentation queries.
+   (originals) and an OUT (retrained) Gaussian: each group's per-example mean, and one within-example
+   spread σ shared by both groups — the unbiased pooled estimate, residuals about each group's
+   means over (K_o − 1) + (K_r − 1) degrees of freedom per example and query — unless each group
+   has 32 or more models after leaving one out, when every example and group gets its own unbiased
+   σ. A shared σ keeps ℓ monotone in φ (with σ_IN ≠ σ_OUT a target *below* the retrained models
+   would score as familiar) and lets a group of one model (K_o = 2, left-one-out) have a fit. The
+   per-example evidence of a model is the LiRA log-likelihood ratio
+   ℓ_i = log N(φ_i; IN) − log N(φ_i; OUT), averaged over augmentation queries.
 3. The model-level statistic is S = mean_i ℓ_i. Null sample: S of every retrained reference with
    its own φ left out of the fits; positive control: S of every original, likewise left out. The
    target is scored against fits of the same sizes (averaged over the leave-one-out fits), so under
@@ -19,7 +24,7 @@ H0: on the forget set F, the target behaves like a model retrained without F.
    cannot tell an original from a retrained model at all → INCONCLUSIVE, with advice. Otherwise PASS.
 6. Also reported: forgetting completeness (S̄_o − S_t)/(S̄_o − S̄_r) with a bootstrap CI over forget
    examples; utility (test accuracy against the retrained references, with a tolerance — exceeding
-   it also FAILs, a release gate must not ship a broken model); per-example p-values with
+   it FAILs whatever the power, a release gate must not ship a broken model); per-example p-values with
    Benjamini–Hochberg control → the forget examples that still leak; the smallest effect the audit
    could have detected.
 
@@ -33,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.special import stdtr, stdtrit
 
-from unlearn_audit.attacks.gaussian import fit_gaussian, resolve_variance
+from unlearn_audit.attacks.gaussian import FIXED_VARIANCE_BELOW, MIN_STD, GaussianFit
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.stats import adjust_pvalues
 
@@ -74,18 +79,38 @@ class Verdict:
         return asdict(self)
 
 
-def _group_fits(phi: np.ndarray, variance: str) -> list:
-    """Gaussian fits of a group with each member left out in turn (K fits of K − 1 models)."""
+#: Models per group, after leaving one out, from which each example gets its own σ.
+PER_EXAMPLE_SD_FROM = FIXED_VARIANCE_BELOW // 2
+
+
+def pooled_sd(*groups: np.ndarray) -> float:
+    """One within-example σ for groups of φ (K_g, N, Q): the unbiased pooled estimate,
+    Σ_g Σ (φ − per-example group mean)² / (N·Q·Σ_g (K_g − 1))."""
+    ss = sum(float(((g - g.mean(axis=0)) ** 2).sum()) for g in groups)
+    dof = sum((g.shape[0] - 1) * g[0].size for g in groups)
+    if dof <= 0:
+        raise ConfigError("a pooled spread needs a group with at least two models")
+    return max(float(np.sqrt(ss / dof)), MIN_STD)
+
+
+def _group_fits(phi: np.ndarray, sd: float | None) -> list[GaussianFit]:
+    """Gaussian fits of a group with each member left out in turn (K fits of K − 1 models): the
+    left-out group's means, and ``sd`` or (``None``) each example's own unbiased σ."""
     keep = ~np.eye(phi.shape[0], dtype=bool)
-    return [fit_gaussian(phi[keep[m]], np.ones((phi.shape[0] - 1, phi.shape[1]), dtype=bool),
-                         center="mean", variance=variance) for m in range(phi.shape[0])]
+    fits = []
+    for m in range(phi.shape[0]):
+        rest = phi[keep[m]]
+        own = rest.std(axis=0, ddof=1) if sd is None else np.full(rest.shape[1:], sd)
+        fits.append(GaussianFit(mu=rest.mean(axis=0), sd=np.maximum(own, MIN_STD),
+                                count=np.full(rest.shape[1], rest.shape[0])))
+    return fits
 
 
 def _logpdf(phi: np.ndarray, fit) -> np.ndarray:
     return fit.logpdf(phi).mean(axis=-1)  # averaged over augmentation queries
 
 
-def _evidence(phi_t, phi_o, phi_r, variance: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _evidence(phi_t, phi_o, phi_r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-example ℓ of the target (N,), the retrained references (K_r, N) and the originals (K_o, N).
 
     Every model is scored against fits of K_o − 1 originals and K_r − 1 retrained models: a
@@ -94,7 +119,9 @@ def _evidence(phi_t, phi_o, phi_r, variance: str) -> tuple[np.ndarray, np.ndarra
     compared with a fit that contains it (or with a fit of a different size) looks systematically
     closer to (or farther from) that group, which would bias the null and fake power.
     """
-    fits_in, fits_out = _group_fits(phi_o, variance), _group_fits(phi_r, variance)
+    per_example = min(phi_o.shape[0], phi_r.shape[0]) - 1 >= PER_EXAMPLE_SD_FROM
+    sd = None if per_example else pooled_sd(phi_o, phi_r)
+    fits_in, fits_out = _group_fits(phi_o, sd), _group_fits(phi_r, sd)
 
     def avg(phi, fits):
         return np.mean([_logpdf(phi, f) for f in fits], axis=0)
@@ -112,6 +139,21 @@ def _prediction_p(value: float | np.ndarray, sample: np.ndarray, axis: int = 0):
     sd = np.maximum(sd, 1e-12)
     t = (value - mean) / (sd * np.sqrt(1.0 + 1.0 / k))
     return 2.0 * stdtr(k - 1, -np.abs(t)), mean, sd
+
+
+def _check_accuracies(test_accuracy: float, retrained: np.ndarray) -> np.ndarray:
+    """Validate the utility inputs: finite percentages, at least one retrained reference."""
+    ret_ta = np.atleast_1d(np.asarray(retrained, dtype=np.float64))
+    values = np.append(ret_ta, float(test_accuracy))
+    if ret_ta.size == 0:
+        raise ConfigError("retrained_test_accuracy is empty; give the test accuracy of every retrained reference")
+    if not np.isfinite(values).all() or (values < 0).any() or (values > 100).any():
+        raise ConfigError(f"test accuracies must be finite percentages in [0, 100], got target {test_accuracy} "
+                          f"and retrained {ret_ta.tolist()}")
+    if (values <= 1.0).all():
+        raise ConfigError("every test accuracy is at most 1: accuracies are percentages (0–100), not fractions; "
+                          "multiply by 100")
+    return ret_ta
 
 
 def certify(phi_target: np.ndarray, phi_originals: np.ndarray, phi_retrained: np.ndarray, *,
@@ -138,10 +180,14 @@ def certify(phi_target: np.ndarray, phi_originals: np.ndarray, phi_retrained: np
     for name, arr in (("target", phi_t), ("originals", phi_o), ("retrained", phi_r)):
         if not np.isfinite(arr).all():
             raise ConfigError(f"the {name}' signals contain NaN or infinite values")
+    ret_ta = _check_accuracies(test_accuracy, retrained_test_accuracy)
+    if utility_tolerance < 0:
+        raise ConfigError(f"utility_tolerance is in accuracy points and must be >= 0, got {utility_tolerance}")
+    if bootstrap < 1:
+        raise ConfigError(f"bootstrap must be a positive number of resamples, got {bootstrap}")
     k_o, k_r, n = phi_o.shape[0], phi_r.shape[0], phi_t.shape[0]
-    variance = resolve_variance("auto", k_o + k_r)
 
-    ell_t, ell_r, ell_o = _evidence(phi_t, phi_o, phi_r, variance)
+    ell_t, ell_r, ell_o = _evidence(phi_t, phi_o, phi_r)
     s_t, s_r, s_o = float(ell_t.mean()), ell_r.mean(1), ell_o.mean(1)
 
     p_value, null_mean, null_sd = _prediction_p(s_t, s_r)
@@ -166,7 +212,6 @@ def certify(phi_target: np.ndarray, phi_originals: np.ndarray, phi_retrained: np
     reject, _ = adjust_pvalues(ex_p, alpha=alpha, method="bh")
     leaking = np.flatnonzero(reject & (ell_t > ell_r.mean(0))).tolist()
 
-    ret_ta = np.asarray(retrained_test_accuracy, dtype=np.float64)
     utility = {"test_accuracy": float(test_accuracy), "retrained_test_accuracy": float(ret_ta.mean()),
                "retrained_test_accuracy_sd": float(ret_ta.std(ddof=1)) if ret_ta.size > 1 else 0.0,
                "drop": float(ret_ta.mean() - test_accuracy), "tolerance": float(utility_tolerance)}
@@ -194,8 +239,7 @@ def certify(phi_target: np.ndarray, phi_originals: np.ndarray, phi_retrained: np
     if not utility["ok"]:
         reasons.append(f"test accuracy {test_accuracy:.1f}% is {utility['drop']:.1f} points below the retrained "
                        f"references ({ret_ta.mean():.1f}%), more than the tolerance of {utility_tolerance} points")
-        if verdict == PASS:
-            verdict = FAIL
+        verdict = FAIL
     if leaking:
         reasons.append(f"{len(leaking)} of {n} forget examples still leak individually (Benjamini–Hochberg, α = {alpha})")
     return Verdict(
