@@ -68,6 +68,22 @@ def test_bank_kinds_membership(digits, split, tmp_path):
     assert 0.5 < rows[("retrain", 2)]["mean_accuracy"] <= 1 and rows[("retrain", 2)]["dataset"] == "digits"
 
 
+def test_model_keys_follow_the_pool_contents_not_its_size(digits, split):
+    """Two split seeds give pools of the same size with different examples: no model is shared
+    between them, while two forget specs over the same pool do share their original models."""
+    other_pool = make_split(digits, "random:0.1", seed=1)
+    same_pool = make_split(digits, "class:3", seed=0)
+    assert other_pool.pool.size == split.pool.size and not np.array_equal(other_pool.pool, split.pool)
+
+    def keys(s, kind):
+        return [BankSpec(digits, s, RECIPE, kind, 2).model_fields(i) for i in range(2)]
+
+    for kind in ("original", "shadow"):
+        assert not set(map(str, keys(split, kind))) & set(map(str, keys(other_pool, kind)))
+    assert np.array_equal(same_pool.pool, split.pool)
+    assert keys(same_pool, "original") == keys(split, "original")
+
+
 def test_incomplete_bank_does_not_load(digits, split, tmp_path):
     with pytest.raises(StoreError, match="refs build"):
         load_bank(Store(tmp_path), BankSpec(digits, split, RECIPE, "shadow", 4))

@@ -61,7 +61,13 @@ def shadow_keep(count: int, size: int, seed: int) -> np.ndarray:
 
 
 def _row_hash(row: np.ndarray) -> str:
+    """Hash of a membership row (bool per pool position)."""
     return hashlib.sha256(np.packbits(row.astype(bool)).tobytes() + str(row.size).encode()).hexdigest()[:16]
+
+
+def _index_hash(indices: np.ndarray) -> str:
+    """Hash of an index array's contents (which dataset rows, in which order)."""
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class BankSpec:
         # is shared by every forget spec over the same pool (the split fingerprint would not be).
         return {
             "kind": "bank-model", "bank": self.kind, "dataset": self.dataset.fingerprint,
-            "pool": _row_hash(self.split.pool), "recipe": self.recipe.fingerprint,
+            "pool": _index_hash(self.split.pool), "recipe": self.recipe.fingerprint,
             "seed": self.model_seed(i), "membership": _row_hash(self.keep[i]), "trainer": TRAINER_VERSION,
         }
 
