@@ -50,6 +50,30 @@ def test_members_match_single_model_training(digits, recipe, accel):
         assert _max_diff(model, single) < 1e-3
 
 
+def test_feature_vectors_are_not_augmented_like_single_training(digits, accel):
+    """``fit`` neither augments nor draws coins for non-image inputs; the ensemble's plan must not either."""
+    recipe = Recipe(arch="mlp", epochs=2, batch_size=32, lr=0.05, augment="flip-crop")
+    x, y = digits.x[:300].flatten(1), digits.y[:300]
+    subsets = [np.arange(0, 200), np.arange(100, 300)]
+    ensemble = train_ensemble(recipe, x, y, subsets, [3, 4], num_classes=10, accel=accel)
+    for model, subset, seed in zip(ensemble, subsets, [3, 4]):
+        assert _max_diff(model, train_model(recipe, x[subset], y[subset], num_classes=10, seed=seed,
+                                            accel=accel)) < 1e-4
+
+
+def test_a_member_does_not_depend_on_its_companions(digits, accel):
+    """A subset smaller than the batch size trains with batches of its size, as ``fit`` does; the
+    other members keep the recipe's batch size, so each model is the same in any chunk."""
+    recipe = Recipe(arch="mlp", epochs=3, batch_size=64, lr=0.05)
+    x, y = digits.x[:400], digits.y[:400]
+    subsets, seeds = [np.arange(0, 300), np.arange(300, 340), np.arange(50, 350)], [1, 2, 3]
+    together = train_ensemble(recipe, x, y, subsets, seeds, num_classes=10, accel=accel)
+    alone = train_ensemble(recipe, x, y, [subsets[0], subsets[2]], [1, 3], num_classes=10, accel=accel)
+    assert _max_diff(together[0], alone[0]) < 1e-5 and _max_diff(together[2], alone[1]) < 1e-5
+    small = train_model(recipe, x[subsets[1]], y[subsets[1]], num_classes=10, seed=2, accel=accel)
+    assert _max_diff(together[1], small) < 1e-4
+
+
 def test_ensemble_and_loop_accuracy_distributions_agree(digits, halves, accel):
     recipe = Recipe(arch="mlp", epochs=10, batch_size=64, lr=0.05)
     x, y, tx, ty = digits.x[:1200], digits.y[:1200], digits.x[1200:], digits.y[1200:]

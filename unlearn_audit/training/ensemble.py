@@ -179,13 +179,16 @@ class _Plan:
         return _Plan(move(self.index), move(self.flip), move(self.shift), move(self.lr), self.steps)
 
 
-def _plan(recipe: Recipe, subsets: Sequence[np.ndarray], seeds: Sequence[int], epochs: int) -> _Plan:
+def _plan(recipe: Recipe, subsets: Sequence[np.ndarray], seeds: Sequence[int], epochs: int,
+          images: bool = True) -> _Plan:
     """Replay ``fit``'s generator for every member: epoch permutations, flips, crop offsets.
 
     ``fit`` draws from one generator (seeded ``seed * 7919 + 1``): a permutation at each epoch
     start, then per batch the flip coins and the two crop offsets (``augment_batch``'s order). The
     plan makes the same draws, so member k sees exactly the batches and augmentations of
     ``fit(..., seed=seeds[k])``. Members that finish early keep drawing (their learning rate is 0).
+    Inputs that are not images (``images=False``) are never augmented, and ``fit`` draws nothing
+    for them, so neither does the plan.
     """
     sizes = [len(s) for s in subsets]
     if min(sizes) == 0:
@@ -194,7 +197,8 @@ def _plan(recipe: Recipe, subsets: Sequence[np.ndarray], seeds: Sequence[int], e
     spe = [n // batch if n >= batch else 1 for n in sizes]
     steps = [epochs * s for s in spe]
     total, k = max(steps), len(sizes)
-    flips, crops = "flip" in recipe.augment, "crop" in recipe.augment and recipe.crop_padding > 0
+    flips = images and "flip" in recipe.augment
+    crops = images and "crop" in recipe.augment and recipe.crop_padding > 0
     index = torch.empty(k, total, batch, dtype=torch.long)
     flip = torch.zeros(k, total, batch, dtype=torch.bool)
     shift = torch.zeros(k, total, batch, 2, dtype=torch.long)
@@ -239,13 +243,25 @@ def train_ensemble(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, subsets: Se
     """Train one model per ``(subset, seed)`` on ``(x[subset], y[subset])``; returns eval-mode models.
 
     Model k matches ``train_model(recipe, x[subsets[k]], y[subsets[k]], seed=seeds[k])`` up to
-    floating-point rounding: same initialisation, batches, augmentation and schedule (the batch
-    size is capped by the smallest subset). Architectures that cannot be vectorised are trained
-    one by one with :func:`fit`, with a logged warning.
+    floating-point rounding: same initialisation, batches, augmentation and schedule, whichever
+    other members it is trained with. (A subset smaller than the batch size trains with batches of
+    its own size, as ``fit`` does; members are grouped by that size and each group is one ensemble.)
+    Architectures that cannot be vectorised are trained one by one with :func:`fit`, with a logged
+    warning.
     """
     if len(subsets) != len(seeds):
         raise ConfigError(f"{len(subsets)} training subsets but {len(seeds)} seeds")
     epochs = recipe.epochs if epochs is None else epochs
+    batch_sizes = [min(recipe.batch_size, len(s)) for s in subsets]
+    if len(set(batch_sizes)) > 1:
+        out: list[nn.Module | None] = [None] * len(subsets)
+        for size in sorted(set(batch_sizes)):
+            members = [k for k, b in enumerate(batch_sizes) if b == size]
+            trained = train_ensemble(recipe, x, y, [subsets[k] for k in members], [seeds[k] for k in members],
+                                     num_classes=num_classes, accel=accel, epochs=epochs)
+            for k, model in zip(members, trained):
+                out[k] = model
+        return out
     input_shape = tuple(x.shape[1:])
     models = [init_model(recipe, num_classes, input_shape, seed, x, subset) for subset, seed in zip(subsets, seeds)]
     problem = vectorise_problem(models[0], input_shape) if len(models) > 1 else "one model"
@@ -259,7 +275,7 @@ def train_ensemble(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, subsets: Se
     dev = accel.device
     stack = Stack([accel.prepare_model(m) for m in models])
     stack.base.train()
-    plan = _plan(recipe, subsets, seeds, epochs).to(dev)
+    plan = _plan(recipe, subsets, seeds, epochs, images=x.dim() == 4).to(dev)
     x, y = accel.prepare_inputs(x), y.to(dev)
     opt = StackedOptimizer(recipe, stack.params)
 
