@@ -62,6 +62,21 @@ def test_interrupted_write_leaves_no_entry(tmp_path):
     assert list(store.entries()) == []
 
 
+def test_leftover_entry_folder_without_manifest_does_not_block_the_key(tmp_path):
+    """A removal killed after the manifest went leaves a folder ``has`` ignores; writing the key
+    again replaces it instead of failing on the occupied directory."""
+    store = Store(tmp_path)
+    fields = {"kind": "x"}
+    key = store.key(fields)
+    store.put_tensors(key, {"w": torch.ones(3)}, kind="test", fields=fields)
+    (store.path(key) / "manifest.json").unlink()  # what an interrupted rmtree can leave
+    assert not store.has(key)
+    tensors, cached = store.get_or_create(fields, "test", lambda: {"w": torch.zeros(3)})
+    assert not cached and torch.equal(store.get_tensors(key)["w"], torch.zeros(3))
+    store.remove(key)
+    assert not store.has(key) and not store.path(key).exists()
+
+
 def test_second_run_loads_instead_of_training(tmp_path):
     scenario = Scenario.from_config(Config(), store=Store(tmp_path))
     scenario.recipe = scenario.recipe.replace(epochs=2)

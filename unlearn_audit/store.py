@@ -115,6 +115,8 @@ class Store:
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
             final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists() and not self.has(key):  # left over from an interrupted removal or write
+                self._discard(final)
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -152,7 +154,20 @@ class Store:
         return {k: v.numpy() for k, v in self.get_tensors(key).items()}
 
     def remove(self, key: str) -> None:
-        shutil.rmtree(self.path(key), ignore_errors=True)
+        """Delete an entry: moved aside atomically first, so an interrupted removal leaves nothing
+        half-deleted under the key."""
+        self._discard(self.path(key))
+
+    def _discard(self, path: Path) -> None:
+        aside = self.root / "tmp" / f"removed.{path.name}.{os.getpid()}.{time.monotonic_ns()}"
+        try:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return
+        except OSError:
+            aside = path
+        shutil.rmtree(aside, ignore_errors=True)
 
     def entries(self) -> Iterator[dict]:
         """Manifests of every entry, in no particular order."""
