@@ -141,6 +141,7 @@ def test_indices_overlapping_test(run, tmp_path):
     (["--arch", "nosuchpkg.mod:factory"], "cannot import"),
     (["--device", "tpu"], "invalid device"),
     (["--epochs", "0"], "train.epochs"),
+    (["--seed", "-1"], "seeds are non-negative"),
 ])
 def test_bad_scenario_input(run, tmp_path, args, fragment):
     assert_bad_input(run("train", "--out", str(tmp_path / "m.pt"), *args), fragment)
@@ -187,6 +188,8 @@ def test_config_errors_name_the_key(run, tmp_path):
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
     cfg.write_text("[run]\nbackend = 'cluster'\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "run.backend")
+    cfg.write_text("[data]\nsplit_seed = -2\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "data.split_seed")
     cfg.write_text("[data\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "not valid TOML")
 

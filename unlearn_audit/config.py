@@ -144,6 +144,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if key.endswith("seed") and value < 0:
+            raise ConfigError(f"{where}: seeds are non-negative integers, got {value}")
         return value
     if "float" in text:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
