@@ -104,3 +104,15 @@ def test_bad_method_parameters_in_toml(tmp_path, toml, message):
     cfg.write_text(toml)
     with pytest.raises(ConfigError, match=message):
         select_methods(load_config(cfg), "random")
+
+
+def test_table_says_when_one_percent_fpr_cannot_be_resolved(bench_run):
+    """Under 100 held-out comparison examples, "TPR@1%FPR" is really the TPR at zero false positives."""
+    from unlearn_audit.report.table import bench_table
+
+    result, _, _ = bench_run
+    assert all(r["lira_tpr1_resolvable"] and r["lira_tpr1_n_heldout"] >= 100 for r in result.runs)
+    assert "too few to resolve" not in bench_table(result, METRICS)
+    few = dataclasses.replace(result, runs=[{**r, "lira_tpr1_resolvable": False, "lira_tpr1_n_heldout": 29}
+                                            for r in result.runs])
+    assert "only 29 held-out comparison examples" in bench_table(few, METRICS)

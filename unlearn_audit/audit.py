@@ -133,6 +133,7 @@ def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict)
         **basic_metrics(ms), "mia_efficacy": mia,
         "lira_auc": roc_auc(lira[:n_f], lira[n_f:]),
         "lira_tpr1": tpr1.tpr, "lira_tpr1_ci": [tpr1.tpr_low, tpr1.tpr_high],
+        "lira_tpr1_resolvable": tpr1.resolvable, "lira_tpr1_n_heldout": tpr1.n_neg,
         "gap": avg_gap(acc, target), "tow": tow(acc, target),
     }
     return metrics, {"forget": lira[:n_f].tolist(), "heldout": lira[n_f:].tolist()}

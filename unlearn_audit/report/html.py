@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_audit._io import atomic_write, atomic_write_text, ensure_writable_dir
-from unlearn_audit.report.table import LEGEND, bench_table
+from unlearn_audit.report.table import bench_table, table_notes
 from unlearn_audit.stats import clopper_pearson, log_roc
 
 
@@ -75,7 +75,7 @@ td:first-child,th:first-child,td:nth-child(2){{text-align:left}}code{{background
 Architecture <code>{html.escape(sc['recipe']['arch'])}</code>, {sc['recipe']['epochs']} epochs; seeds {sc['seeds']};
 original model seeds {sc['original_model_seeds']}; retrained reference seeds {sc['reference_seeds']}; queries {', '.join(sc['queries'])}; device {sc['device']}.</p>
 {bench_table(result, metrics, tablefmt="html")}
-<p class="legend">{html.escape(LEGEND.format(n=len(sc['seeds']), k=result.references.get('count', 0)))}</p>
+<p class="legend">{html.escape(chr(10).join(table_notes(result, metrics)))}</p>
 {'<h3>Skipped</h3><ul>' + skipped + '</ul>' if skipped else ''}
 <h2>ROC curves</h2>
 <p>Offline LiRA scores of forget (positive) against held-out (negative) examples, pooled over seeds.

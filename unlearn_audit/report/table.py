@@ -26,23 +26,38 @@ NeurIPS 2023 forget score and its utility-adjusted final score (higher = closer 
 per side even retraining scores well below 1, so compare with the retrain row)."""
 
 
+def shown_metrics(result, metrics) -> list:
+    """The metrics this scenario has (e.g. IC only for confusion scenarios)."""
+    return [m for m in metrics if any(row[m[0]] is not None for row in result.summary)]
+
+
+def table_notes(result, metrics) -> list[str]:
+    """What a reader of the table needs to know: the legend, scenario-specific notes, skips."""
+    keys = {m[0] for m in shown_metrics(result, metrics)}
+    n = result.summary[0]["n"] if result.summary else 0
+    notes = [LEGEND.format(n=n, k=result.references.get("count", 0))]
+    if "IC" in keys:
+        notes.append("IC = % of test images of the two confused classes predicted as the other one (Goel et al.'s "
+                     "interclass-confusion test; compare with the retrain row).")
+    unresolved = [r["lira_tpr1_n_heldout"] for r in result.runs if r.get("lira_tpr1_resolvable") is False]
+    if unresolved and "lira_tpr1" in keys:
+        notes.append(f"TPR@1%FPR: only {min(unresolved)} held-out comparison examples, too few to resolve a 1% FPR; "
+                     f"the column shows the TPR at zero false positives (an FPR below 1/{min(unresolved)}).")
+    return notes
+
+
 def bench_table(result, metrics, tablefmt: str = "github") -> str:
-    """One row per method (original first), ``mean ± std`` over seeds for every metric."""
+    """One row per method (original first), ``mean ± std`` over seeds for every metric; in the
+    text formats followed by :func:`table_notes` and the skipped methods (HTML: the table alone)."""
     access = {m["name"]: m["data_access"] for m in result.methods}
-    metrics = [m for m in metrics if any(row[m[0]] is not None for row in result.summary)]  # the scenario's own
+    metrics = shown_metrics(result, metrics)
     headers = ["Method", "Data access"] + [m[1] for m in metrics]
     rows = []
     for row in result.summary:
         name = row["method"]
         rows.append([name, access.get(name, "—")] + [mean_std(row[m[0]], m[2]) for m in metrics])
-    n = result.summary[0]["n"] if result.summary else 0
-    lines = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)]
+    table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     if tablefmt == "html":
-        return lines[0]
-    lines.append(LEGEND.format(n=n, k=result.references.get("count", 0)))
-    if any(m[0] == "IC" for m in metrics):
-        lines.append("IC = % of test images of the two confused classes predicted as the other one (Goel et al.'s "
-                     "interclass-confusion test; compare with the retrain row).")
-    for skip in result.skipped:
-        lines.append(f"skipped {skip['method']}: {skip['reason']}")
-    return "\n".join(lines)
+        return table
+    skipped = [f"skipped {skip['method']}: {skip['reason']}" for skip in result.skipped]
+    return "\n".join([table, *table_notes(result, metrics), *skipped])
