@@ -174,7 +174,7 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
                   "original_model_seeds": originals.seeds.tolist(),
                   "reference_seeds": reference_bank.seeds.tolist(),
                   "config_source": config.source},
-        methods=[m.describe() | {"params": m.hp} for m in methods],
+        methods=[m.describe() | {"data_access": m.access().value, "params": m.hp} for m in methods],
         runs=runs,
         summary=summarise(runs, groups, names),
         skipped=skipped,

@@ -46,6 +46,15 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return teacher
 
 
+def _reset_method(module: nn.Module) -> str | None:
+    """The name of a module's own re-initialisation method (``nn.MultiheadAttention`` only has the
+    private ``_reset_parameters``), or None."""
+    for name in ("reset_parameters", "_reset_parameters"):
+        if callable(getattr(module, name, None)):
+            return name
+    return None
+
+
 def reinit_modules(modules: list[nn.Module], seed: int) -> int:
     """Call ``reset_parameters()`` on every given module that has it, reproducibly from ``seed``.
 
@@ -56,10 +65,11 @@ def reinit_modules(modules: list[nn.Module], seed: int) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) & 0xFFFF_FFFF)
         for module in modules:
-            if not callable(getattr(module, "reset_parameters", None)):
+            name = _reset_method(module)
+            if name is None:
                 continue
             cpu = copy.deepcopy(module).cpu()
-            cpu.reset_parameters()
+            getattr(cpu, name)()
             with torch.no_grad():
                 for p, q in zip(module.parameters(recurse=False), cpu.parameters(recurse=False)):
                     p.copy_(q.to(p.device, p.dtype))
@@ -71,10 +81,16 @@ def reinit_modules(modules: list[nn.Module], seed: int) -> int:
 
 def random_init_copy(model: nn.Module, seed: int) -> nn.Module:
     """A frozen, randomly re-initialised model of the same architecture (an incompetent teacher)."""
+    kept = [f"{name}.{p}" if name else p for name, m in model.named_modules() if _reset_method(m) is None
+            for p, _ in m.named_parameters(recurse=False)]
+    if kept:
+        raise ConfigError(
+            f"{type(model).__name__}: parameter(s) {', '.join(kept[:3])}{' …' if len(kept) > 3 else ''} belong to no "
+            f"module with reset_parameters(), so a 'random' copy would keep their trained values; give those "
+            f"modules a reset_parameters() method"
+        )
     fresh = copy.deepcopy(model)
-    if reinit_modules(list(fresh.modules()), seed) == 0:
-        raise ConfigError(f"{type(model).__name__} has no module with reset_parameters(); cannot build a "
-                          f"randomly initialised copy")
+    reinit_modules(list(fresh.modules()), seed)
     return frozen_copy(fresh)
 
 
@@ -245,6 +261,21 @@ def replace_module(model: nn.Module, qualified_name: str, new: nn.Module) -> Non
     parent_name, _, attr = qualified_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, new)
+
+
+def norm_layers_outside(model: nn.Module, trainable: list[nn.Parameter]) -> list[nn.Module]:
+    """Normalisation layers none of whose parameters is in ``trainable`` (their statistics belong
+    to the frozen part of the model)."""
+    keep = {id(p) for p in trainable}
+    return [m for m in model.modules() if isinstance(m, _NORM_LAYERS)
+            and not any(id(p) in keep for p in m.parameters(recurse=False))]
+
+
+def input_box(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel [min, max] of a batch of inputs, shaped to broadcast against it: the valid image
+    box in the model's (standardised) input space, for attacks that must stay inside it."""
+    dims = (0,) + tuple(range(2, x.dim())) if x.dim() > 2 else (0,)
+    return x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
 
 
 def freeze_norm_stats(model: nn.Module) -> None:

@@ -7,9 +7,13 @@ Reference: Ebrahimpour-Boroojeny et al., "AMUN: Adversarial Machine UNlearning",
   0.1·ε, no random start) within radius ε = 0.1; examples θ_o still classifies correctly are
   attacked again with ε doubled, for up to 6 rounds (ε ≤ 3.2). Each adversarial example keeps
   θ_o's prediction on it as its label (for the few the attack never flips, that is y). The radius
-  is measured in the model's input space (our inputs are standardised). All forget examples are
-  attacked at once, in chunks; nothing loops over single examples.
-* Training: CE on D_r ∪ D_f ∪ D_adv (``use_retain`` / ``use_forget`` drop the first two), shuffled.
+  is measured in the model's input space (our inputs are standardised); every iterate is clipped
+  to the valid image box, which in that space is the per-channel [min, max] of the forget inputs
+  (the authors clip to [0, 1] pixels; exact for images with black and white pixels, as Boundary
+  Shrink's box). All forget examples are attacked at once, in chunks; nothing loops over single
+  examples.
+* Training: CE on D_r ∪ D_f ∪ D_adv (``use_retain`` / ``use_forget`` drop the first two), shuffled;
+  without D_r the method is forget-only, and reports say so.
 
 Defaults [C]: SGD lr 0.01, momentum 0.9, 10 epochs; weight decay 0 and batch 128 (the ReGUn
 port's conventions). The paper targets random (sample-wise) forgetting. Spec status: confirmed.
@@ -22,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import frozen_copy, input_gradient
+from unlearn_audit.methods._shared import frozen_copy, input_box, input_gradient
 from unlearn_audit.methods.base import DataAccess, Param, TensorSet, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import Accelerator, predict_logits
 
@@ -32,21 +36,25 @@ def _l2_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 def l2_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, steps: int,
-           accel: Accelerator) -> torch.Tensor:
-    """Untargeted L2-PGD from x (no random start) with per-example radius ``eps`` and step 0.1·eps."""
+           accel: Accelerator, box: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Untargeted L2-PGD from x (no random start) with per-example radius ``eps`` and step 0.1·eps,
+    each iterate projected onto the L2 ball and then clipped to ``box`` (lo, hi), as the authors'
+    ``_pgd_l2_attack`` clips to the image range."""
     radius = eps.view(-1, *([1] * (x.dim() - 1)))
+    lo, hi = box
     delta = torch.zeros_like(x)
     for _ in range(steps):
         g = input_gradient(model, x + delta, y, accel)
         delta = delta + 0.1 * radius * g / _l2_norm(g).clamp_min(1e-12)
         delta = delta * (radius / _l2_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+        delta = torch.minimum(torch.maximum(x + delta, lo), hi) - x
     return (x + delta).detach()
 
 
 def adversarial_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Accelerator, *, eps: float,
                     steps: int, rounds: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """AMUN's adversarial examples of ``x`` and θ_o's labels for them (ε doubled while still correct)."""
-    x_adv, label = x.clone(), y.clone()
+    x_adv, label, box = x.clone(), y.clone(), input_box(x)
     radius = torch.full((x.shape[0],), float(eps), device=x.device)
     todo = torch.arange(x.shape[0], device=x.device)
     for _ in range(rounds):
@@ -55,7 +63,7 @@ def adversarial_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: A
         flipped = []
         for i in range(0, todo.numel(), chunk):
             idx = todo[i:i + chunk]
-            adv = l2_pgd(model, x[idx], y[idx], radius[idx], steps, accel)
+            adv = l2_pgd(model, x[idx], y[idx], radius[idx], steps, accel, box)
             pred = predict_logits(model, adv, accel).argmax(1)
             x_adv[idx], label[idx] = adv, pred
             flipped.append(pred != y[idx])
@@ -80,6 +88,9 @@ class AMUN(Unlearner):
         "use_forget": Param(True, "train on D_f (true labels) too", bool),
     }
     test_accuracy_bound = 0.10
+
+    def reads_retain(self) -> bool:
+        return self.hp["use_retain"]
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp

@@ -189,6 +189,14 @@ class Unlearner(ABC):
         """Whether this configured instance reads retain data (a hyperparameter may switch it off)."""
         return self.data_access.needs_retain
 
+    def access(self) -> DataAccess:
+        """The data this configured instance reads: the class's declared access, narrowed when a
+        hyperparameter switches the retain set off (what reports show)."""
+        declared = self.data_access
+        if declared.needs_retain and not self.reads_retain() and declared is not DataAccess.RETAIN_ONLY:
+            return DataAccess.FORGET_HELDOUT if declared.needs_heldout else DataAccess.FORGET_ONLY
+        return declared
+
     def supports(self, scenario: str) -> bool:
         return scenario in self.scenarios
 
@@ -241,12 +249,23 @@ class Unlearner(ABC):
             n_steps: int, *, parameters=None, lr: float | None = None, **loop_kwargs) -> nn.Module:
         """Optimise ``step_loss`` for ``n_steps`` with this method's optimiser hyperparameters.
 
-        ``parameters`` restricts the update (default: all parameters); ``loop_kwargs`` go to
+        ``parameters`` restricts the update (default: all parameters); normalisation layers with
+        no parameter in it then keep their running statistics too (eval mode), so the frozen part
+        of the model stays exactly as it was. ``loop_kwargs`` go to
         :func:`~unlearn_audit.training.loop.optimize` (``grad_transform``, ``after_step``,
         ``clip_norm``).
         """
         hp = self.hp
         params = list(model.parameters()) if parameters is None else list(parameters)
+        if parameters is not None:
+            from unlearn_audit.methods._shared import norm_layers_outside
+
+            frozen_norms, loss_of_step = norm_layers_outside(model, params), step_loss
+
+            def step_loss(step: int) -> torch.Tensor:
+                for m in frozen_norms:  # optimize() puts the whole model in train mode
+                    m.eval()
+                return loss_of_step(step)
         optimizer = make_optimizer(params, hp.get("optimizer", "sgd"), lr if lr is not None else hp["lr"],
                                    momentum=hp.get("momentum", 0.9), weight_decay=hp.get("weight_decay", 0.0))
         scheduler = make_schedule(optimizer, hp.get("schedule", "constant"), n_steps)

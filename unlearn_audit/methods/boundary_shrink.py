@@ -28,21 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import frozen_copy, input_gradient
+from unlearn_audit.methods._shared import frozen_copy, input_box, input_gradient
 from unlearn_audit.methods.base import DataAccess, Param, TensorSet, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import Accelerator, predict_logits
-
-
-def _channel_dims(x: torch.Tensor) -> tuple[int, ...]:
-    return (0,) + tuple(range(2, x.dim())) if x.dim() > 2 else (0,)
 
 
 def fgsm_nearest_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Accelerator, *,
                         bound: float, pixel_scale: float | None, batch_size: int = 512) -> torch.Tensor:
     """θ_o's prediction on the FGSM-perturbed inputs (bound in pixel units, see the module docstring)."""
-    dims = _channel_dims(x)
-    lo = x.amin(dim=dims, keepdim=True)
-    hi = x.amax(dim=dims, keepdim=True)
+    lo, hi = input_box(x)
     scale = (hi - lo).clamp_min(1e-8) if pixel_scale is None else torch.full_like(lo, pixel_scale)
     labels = []
     for i in range(0, x.shape[0], batch_size):

@@ -7,7 +7,7 @@ Inexact Machine Unlearning", arXiv 2201.06640 (2022); settings of meghdadk/SCRUB
 
 "Layers" are counted as weight layers (``nn.Linear`` / convolutions: a weight of dim ≥ 2) in
 module order; every parameterised module after the first selected one (its normalisation
-layers) is trained too, everything before is frozen. ``include_head`` decides whether the
+layers) is trained too, everything before is frozen — its BatchNorm running statistics included. ``include_head`` decides whether the
 classifier head (the last ``nn.Linear``) counts and is trained: the SCRUB code trains ResNet's
 ``layer4`` but keeps ``fc`` frozen (``k=5, include_head=false`` on ``resnet18``). Our defaults,
 k = 1 with the head included, are architecture-independent [I] — the paper chooses k per

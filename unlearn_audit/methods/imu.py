@@ -21,7 +21,9 @@ lr / epochs used for the paper's tables are likewise unconfirmed. The schedule i
 code's MultiStepLR milestones 91, 136 are never reached in 10 epochs). The head is the model's last
 ``nn.Linear`` (:func:`~unlearn_audit.models.zoo.classifier_head`) rather than parameters named
 ``fc``. Spec status: confirmed, except ``top_data`` (unconfirmed default). Gradient ascent on the
-head only leaves the features intact; the tests allow a test-accuracy drop of 25 points on digits.
+head only leaves the features intact — here including the backbone's BatchNorm running statistics,
+which stay frozen (the official code leaves them in train mode, so forget batches move them); the
+tests allow a test-accuracy drop of 25 points on digits.
 """
 
 from __future__ import annotations
