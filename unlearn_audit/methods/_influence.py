@@ -16,8 +16,10 @@ One module, so no method carries its own copy:
 * small utilities: :func:`named_params`, :func:`add_to_params`, :func:`frozen_except`,
   :func:`sample_per_class`.
 
-Everything stays on the tensors' device and is computed in float32 (no autocast): these are
-one-shot statistics whose precision matters more than their speed.
+The statistics (gradients, Fisher, influence) stay on the tensors' device and are computed in
+float32 without autocast: one-shot numbers whose precision matters more than their speed. The
+noise optimisation is training and runs through ``optimize``, so it uses bf16 autocast on CUDA
+like every other training loop.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Reference: Warnecke et al. 2023 / Golatkar et al. 2020 baseline, as implemented in OPTML-Group
 Unlearn-Sparse ``unlearn/FT.py`` (Jia et al., NeurIPS 2023): CE on D_r, lr 0.01, 10 epochs, SGD
-momentum 0.9, weight decay 5e-4. Spec status: confirmed. Test accuracy stays within 10 points of
+momentum 0.9, weight decay 5e-4. Batch 64 is ours (OPTML's runs use 256; set ``batch_size=256`` to
+match them; RUM's mid stage inherits this default). Spec status: confirmed. Test accuracy stays within 10 points of
 the original on digits (the retain set is most of the training data).
 """
 

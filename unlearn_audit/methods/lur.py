@@ -19,7 +19,8 @@ Spec status: partly reconstructed. The defaults come from a fork; the project's 
 recorded λ_r = 0.5 from the original ReGUn repository, which could not be read again to settle it.
 The fork picks the prunable layers per data set (``layer3``, ``layer4``, ``fc`` of a ResNet on
 CIFAR-10); here every Linear and convolution layer is eligible unless ``prune_last`` restricts the
-pruning to the last k of them (normalisation layers are never pruned, as in the fork).
+pruning to the last k of them. Normalisation layers are never pruned (the fork skips parameters
+whose name contains "bn", which misses e.g. a ResNet's ``downsample.1``; we skip them by type).
 Data access forget+retain. Test-accuracy bound on digits: 15 points.
 """
 

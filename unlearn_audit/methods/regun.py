@@ -22,8 +22,8 @@ batch 128 (``conf/data/cifar10.yaml``). **Selector: our default is ``class_infor
 paper-faithful choice (methods.md §1a); the repository's ``conf/unlearn/regun.yaml`` defaults to
 ``uniform``** — set ``selector=uniform`` to reproduce the repository.
 
-Data access: forget + held-out, and also retain when λ_r > 0 (the task is refused without it; the
-``DataAccess`` enum has no forget+retain+held-out value). Scenarios: random and sub-class. Class-wise
+Data access: forget + held-out, and also retain when λ_r > 0 (the task is refused without it;
+reports show forget+heldout for λ_r = 0). Scenarios: random and sub-class. Class-wise
 forgetting is refused: the class-conditioned reference of a forgotten class is θ_0's confident
 prediction of that very class, and the paper leaves class-wise forgetting to future work.
 Spec status: confirmed. Test-accuracy drop allowed on digits: 15 points.

@@ -16,9 +16,10 @@ IMU's port, ``Classification/unlearn/SCAR.py`` and ``arg_parser.py`` (goodluckis
 * **retain loss** — λ₂ × KL(θ_o ‖ θ_u) of the softmax outputs at temperature T on a surrogate
   batch (λ₂ = 5, T = 1); in class-wise forgetting, surrogate examples θ_o assigns to the forgotten
   class are left out;
-* Adam, lr 0.01, no weight decay, batches of 1,024, one epoch over the forget set, six surrogate
-  batches (one optimiser step each) per forget batch — the port's loop breaks once its surrogate
-  batch index exceeds ``max_retain = 5``.
+* Adam, lr 0.01, no weight decay, one epoch over the forget set in batches of 256 (the port's
+  ``--batch_size``), surrogate batches of 1,024 (its ``--bsize``), six surrogate batches (one
+  optimiser step each) per forget batch — the port's loop breaks once its surrogate batch index
+  exceeds ``max_retain = 5``.
 
 Reconstructed or changed here, so the spec status is *partly reconstructed*: the surrogate set is
 the held-out split (the paper uses out-of-distribution images, by default a subset of ImageNet; the
@@ -96,6 +97,7 @@ class SCAR(Unlearner):
     spec_status = "partly reconstructed"
     params = {
         **optim_params(lr=0.01, epochs=1, optimizer="adam", weight_decay=0.0, batch_size=1024),
+        "forget_batch_size": Param(256, "batch size of the forget set (batch_size is the surrogate's)", int, low=1),
         "forget_weight": Param(1.0, "λ₁: weight of the Mahalanobis forget loss", float, low=0.0),
         "retain_weight": Param(5.0, "λ₂: weight of the distillation on surrogate data", float, low=0.0),
         "temperature": Param(1.0, "softmax temperature of that distillation", float, low=0.0, open_low=True),
@@ -123,7 +125,7 @@ class SCAR(Unlearner):
                                       task.forget.y, class_ids)
 
         teacher_logits = cached_logits(model, task.heldout.x, task.accel)  # θ_o is fixed: once, up front
-        forget = BatchStream((task.forget.x, targets), hp["batch_size"], self.generator(task, 1))
+        forget = BatchStream((task.forget.x, targets), hp["forget_batch_size"], self.generator(task, 1))
         surrogate = BatchStream((task.heldout.x, teacher_logits), hp["batch_size"], self.generator(task, 2))
         per_batch, current = hp["surrogate_steps"], {}
 
