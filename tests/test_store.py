@@ -77,6 +77,20 @@ def test_leftover_entry_folder_without_manifest_does_not_block_the_key(tmp_path)
     assert not store.has(key) and not store.path(key).exists()
 
 
+def test_day_old_leftovers_in_tmp_are_swept(tmp_path):
+    import os
+    import time
+
+    Store(tmp_path)
+    old, fresh = tmp_path / "tmp" / "abc.old", tmp_path / "tmp" / "abc.fresh"
+    for d in (old, fresh):
+        d.mkdir()
+        (d / "payload.safetensors").write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 24 * 3600,) * 2)
+    Store(tmp_path)
+    assert not old.exists() and fresh.exists()
+
+
 def test_second_run_loads_instead_of_training(tmp_path):
     scenario = Scenario.from_config(Config(), store=Store(tmp_path))
     scenario.recipe = scenario.recipe.replace(epochs=2)

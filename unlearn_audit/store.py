@@ -48,6 +48,10 @@ def _versions() -> dict:
     return {"unlearn_audit": unlearn_audit.__version__, "torch": torch.__version__, "numpy": np.__version__}
 
 
+#: Age after which a leftover in the store's ``tmp/`` is deleted.
+STALE_TMP_SECONDS = 24 * 3600
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -73,6 +77,18 @@ class Store:
             raise StoreError(
                 f"cannot create the store at {self.root} ({err.strerror or err}); pass --store DIR or set UNLEARN_AUDIT_STORE"
             ) from None
+        self._sweep_tmp()
+
+    def _sweep_tmp(self) -> None:
+        """Delete what interrupted writes and removals left in ``tmp/`` more than a day ago (a
+        writer that is still running touched its folder within the last day)."""
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for leftover in (self.root / "tmp").iterdir():
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    shutil.rmtree(leftover, ignore_errors=True)
+            except OSError:
+                continue
 
     def key(self, fields: dict) -> str:
         return canonical_key(fields)
