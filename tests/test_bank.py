@@ -41,6 +41,16 @@ def test_shadow_keep_is_balanced_and_seeded(count):
     assert (keep.sum(axis=0) == count // 2).all()
     assert np.array_equal(keep, shadow_keep(count, 500, seed=3))
     assert not np.array_equal(keep, shadow_keep(count, 500, seed=4))
+    assert (keep.sum(axis=1) == 250).all()  # every model trains on half of D
+
+
+def test_growing_a_shadow_bank_keeps_its_models(digits, split, tmp_path):
+    assert np.array_equal(shadow_keep(16, 501, seed=3)[:8], shadow_keep(8, 501, seed=3))
+    store = Store(tmp_path)
+    small = BankSpec(digits, split, RECIPE.replace(epochs=1), "shadow", 2)
+    build_bank(store, small, progress=False)
+    result = build_bank(store, BankSpec(digits, split, RECIPE.replace(epochs=1), "shadow", 4), progress=False)
+    assert result.reused == 2 and result.trained == [2, 3]
 
 
 def test_odd_shadow_count_is_a_clear_error(digits, split):

@@ -6,9 +6,11 @@ in model m's training set. Kinds:
 
 * ``original`` — every model trains on all of D;
 * ``retrain`` — every model trains on the retain set R = D \\ F;
-* ``shadow`` — balanced random halves of D as in LiRA (Carlini et al. 2022): ``keep =
-  argsort(uniform(N, |D|), axis=0) < N/2``, so every example is IN for exactly N/2 models
-  (N must be even).
+* ``shadow`` — balanced random halves of D as in LiRA (Carlini et al. 2022), drawn in
+  complementary pairs: model 2j trains on a random half H_j of D (seeded by the bank seed and j),
+  model 2j+1 on D \\ H_j. Every example is IN for exactly N/2 models (N must be even), and a
+  bank grown from N to N' models keeps its first N rows — so their models are reused, not
+  retrained.
 
 Each model is its own store entry, keyed by (dataset fingerprint, pool hash, recipe fingerprint,
 model seed, membership-row hash, trainer version, bank kind); the bank entry beside
@@ -50,14 +52,19 @@ KINDS = ("original", "retrain", "shadow")
 
 
 def shadow_keep(count: int, size: int, seed: int) -> np.ndarray:
-    """LiRA's balanced membership: (count, size) bool, each column True for exactly count/2 rows."""
+    """LiRA's balanced membership: (count, size) bool, each column True for exactly count/2 rows;
+    rows come in complementary pairs, and the first rows do not depend on ``count``."""
     if count < 2 or count % 2:
         raise ConfigError(
             f"a shadow bank needs an even number of models (each example is IN for exactly half); "
             f"got --count {count}, use {max(2, count + 1)}"
         )
-    rng = np.random.default_rng([int(seed), 0x5AD0])
-    return np.argsort(rng.uniform(size=(count, size)), axis=0) < count // 2
+    rows = []
+    for pair in range(count // 2):
+        half = np.zeros(size, dtype=bool)
+        half[np.random.default_rng([int(seed), 0x5AD0, pair]).permutation(size)[: size // 2]] = True
+        rows += [half, ~half]
+    return np.stack(rows)
 
 
 def _row_hash(row: np.ndarray) -> str:
