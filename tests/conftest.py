@@ -40,7 +40,7 @@ def _scenario(digits, accel, spec: str, seed: int = 0):
         return TensorSet(digits.x[idx], digits.y[idx])
 
     task = UnlearningTask(
-        forget=tensors(split.forget), retain=tensors(split.retain), heldout=tensors(split.heldout),
+        forget=tensors(split.forget), retain=tensors(split.retain), heldout=tensors(split.method_heldout),
         num_classes=digits.num_classes, accel=accel, seed=seed, scenario=split.scenario,
         forget_class=split.forget_class, recipe=FAST_RECIPE,
     )

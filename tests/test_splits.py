@@ -159,15 +159,39 @@ def test_digits_read_directly_equal_scikit_learns_loader(digits):
 
 def test_nonmembers_match_the_forgotten_class(digits):
     random = make_split(digits, "random:0.1", seed=0)
-    np.testing.assert_array_equal(random.nonmembers(digits), random.heldout)
+    np.testing.assert_array_equal(random.nonmembers(digits), random.audit_heldout)
     cls = make_split(digits, "class:3", seed=0)
     neg = cls.nonmembers(digits)
     assert neg.size > 10 and (digits.y.numpy()[neg] == 3).all()
-    assert set(neg) <= set(cls.heldout)
+    assert set(neg) <= set(cls.audit_heldout)
+
+
+def test_methods_and_attacks_get_disjoint_halves_of_the_heldout_set(digits):
+    """What a method may train on is never what the attacks compare the forget set with."""
+    split = make_split(digits, "random:0.1", seed=0)
+    method, audit = split.method_heldout, split.audit_heldout
+    assert np.intersect1d(method, audit).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([method, audit])), split.heldout)
+    assert abs(method.size - audit.size) <= 1
+    again = make_split(digits, "class:3", seed=0)  # same held-out set, other forget spec: same halves
+    np.testing.assert_array_equal(again.method_heldout, method)
+    assert not np.array_equal(make_split(digits, "random:0.1", seed=1).method_heldout, method)
+
+
+def test_scenario_hands_methods_only_their_half(digits, tmp_path):
+    from unlearn_audit.config import Config
+    from unlearn_audit.scenario import Scenario
+
+    from unlearn_audit.store import Store
+
+    scenario = Scenario.from_config(Config(), store=Store(tmp_path))
+    task = scenario.task(seed=0)
+    expected = scenario.tensors(scenario.split.method_heldout).x
+    assert torch.equal(task.heldout.x, expected)
 
 
 def test_nonmembers_match_the_forgotten_fine_class():
-    ds = _hierarchical(80)
+    ds = _hierarchical(200)
     s = make_split(ds, "subclass:a2", seed=0)
     neg = s.nonmembers(ds)
     assert neg.size > 0 and (ds.fine_labels[neg] == 2).all()

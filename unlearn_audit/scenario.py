@@ -82,7 +82,7 @@ class Scenario:
     def task(self, seed: int) -> UnlearningTask:
         s = self.split
         return UnlearningTask(
-            forget=self.tensors(s.forget), retain=self.tensors(s.retain), heldout=self.tensors(s.heldout),
+            forget=self.tensors(s.forget), retain=self.tensors(s.retain), heldout=self.tensors(s.method_heldout),
             num_classes=self.dataset.num_classes, accel=self.accel, seed=seed, scenario=s.scenario,
             forget_class=s.forget_class, recipe=self.recipe,
         )

@@ -1,8 +1,11 @@
 """Deterministic splits and forget specs.
 
-A :class:`Split` partitions a dataset into ``test``, ``heldout`` (never trained on: the attack
-population and ReGUn's reference set) and the training pool ``D``; the forget set ``F`` is a subset of
-``D`` chosen by a forget spec, and ``retain = D \\ F``. Everything is a pure function of the dataset,
+A :class:`Split` partitions a dataset into ``test``, ``heldout`` (never trained on) and the training
+pool ``D``; the forget set ``F`` is a subset of ``D`` chosen by a forget spec, and
+``retain = D \\ F``. The held-out set is halved at random: unlearning methods that read held-out data
+(ReGUn's reference set, SCAR's surrogate data, SCRUB+R's validation) get ``method_heldout``, and
+the attacks compare the forget set with ``audit_heldout`` only — a method that trained on its
+comparison examples would make them look like members and the forget set look forgotten. Everything is a pure function of the dataset,
 the fractions, the forget spec and the seed, and is summarised by a fingerprint.
 
 Forget specs:
@@ -27,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -63,23 +67,43 @@ class Split:
     def forget(self) -> np.ndarray:
         return self.pool[self.forget_mask]
 
+    @cached_property
+    def _heldout_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        # Seeded by the held-out indices themselves: the halves are a function of the split.
+        seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(self.heldout, np.int64).tobytes()).digest()[:8],
+                              "little")
+        order = np.random.default_rng([seed, 0xA0D1]).permutation(self.heldout.size)
+        cut = self.heldout.size // 2
+        return np.sort(self.heldout[order[:cut]]), np.sort(self.heldout[order[cut:]])
+
+    @property
+    def method_heldout(self) -> np.ndarray:
+        """The half of the held-out set unlearning methods may read."""
+        return self._heldout_halves[0]
+
+    @property
+    def audit_heldout(self) -> np.ndarray:
+        """The other half: the attacks' non-member population, never shown to an unlearning method."""
+        return self._heldout_halves[1]
+
     @property
     def retain(self) -> np.ndarray:
         return self.pool[~self.forget_mask]
 
     def nonmembers(self, dataset: Dataset) -> np.ndarray:
-        """Held-out examples that are the right non-members to compare the forget set with.
+        """Audit held-out examples that are the right non-members to compare the forget set with.
 
-        Random forgetting: the whole held-out set. Class (sub-class) forgetting: the held-out
-        examples of the forgotten class (fine class) — against other classes a forget-vs-held-out
-        attack would measure how classes differ, not whether F was trained on.
+        Random forgetting: all of :attr:`audit_heldout`. Class (sub-class) forgetting: its examples
+        of the forgotten class (fine class) — against other classes a forget-vs-held-out attack
+        would measure how classes differ, not whether F was trained on.
         """
+        audit = self.audit_heldout
         if self.scenario == "class":
-            return self.heldout[dataset.y.numpy()[self.heldout] == self.forget_class]
+            return audit[dataset.y.numpy()[audit] == self.forget_class]
         if self.scenario == "subclass":
             fine = np.unique(dataset.fine_labels[self.forget])
-            return self.heldout[np.isin(dataset.fine_labels[self.heldout], fine)]
-        return self.heldout
+            return audit[np.isin(dataset.fine_labels[audit], fine)]
+        return audit
 
     def summary(self) -> dict:
         return {
@@ -87,6 +111,7 @@ class Split:
             "forget": int(self.forget_mask.sum()),
             "retain": int((~self.forget_mask).sum()),
             "heldout": int(self.heldout.size),
+            "heldout_for_methods": int(self.method_heldout.size),
             "test": int(self.test.size),
             "forget_spec": self.forget_spec,
             "seed": self.seed,

@@ -139,7 +139,7 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     if not retrained or not originals:
         raise ConfigError("the similar-sample probe needs at least one retrained and one original model")
     ds, split, accel = scenario.dataset, scenario.split, scenario.accel
-    forget, heldout, retain = split.forget, split.heldout, split.retain
+    forget, heldout, retain = split.forget, split.audit_heldout, split.retain
     x, y = ds.x, ds.y
 
     def embedding(idx: np.ndarray) -> torch.Tensor | None:
