@@ -197,3 +197,14 @@ def test_retrained_model_passes(workdir):
 def test_too_few_references_is_bad_input(workdir):
     result = _verify(workdir, "original.pt", "--references", "2")
     assert result.exit_code == 2 and "at least 3 retrained" in result.stderr
+
+
+def test_checkpoint_of_another_scenario_is_bad_input(workdir):
+    """References trained with another recipe, or for another forget set, would give a confident
+    but meaningless verdict; an original stays valid for any forget set over its pool."""
+    result = _verify(workdir, "original.pt", "--epochs", "3")
+    assert result.exit_code == 2 and "another training recipe" in result.stderr and "epochs 30" in result.stderr
+    result = _verify(workdir, "retrained.pt", "--forget", "class:3")
+    assert result.exit_code == 2 and "another forget set (random:0.1)" in result.stderr
+    result = _verify(workdir, "original.pt", "--forget", "class:3", "--references", "3", "--originals", "2")
+    assert result.exit_code == 1, result.output

@@ -52,6 +52,7 @@ def _load_target(scenario: Scenario, model_path: str | Path):
     """The checkpoint at ``model_path`` as a model of the scenario's architecture, on its device."""
     model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
                                     input_shape=scenario.dataset.input_shape)
+    scenario.check_checkpoint(record.get("meta", {}), model_path)
     return scenario.accel.prepare_model(model), record
 
 

@@ -72,11 +72,6 @@ def _row_hash(row: np.ndarray) -> str:
     return hashlib.sha256(np.packbits(row.astype(bool)).tobytes() + str(row.size).encode()).hexdigest()[:16]
 
 
-def _index_hash(indices: np.ndarray) -> str:
-    """Hash of an index array's contents (which dataset rows, in which order)."""
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class BankSpec:
     """Which bank: data, split, recipe, kind, number of models and base seed."""
@@ -115,7 +110,7 @@ class BankSpec:
         # is shared by every forget spec over the same pool (the split fingerprint would not be).
         return {
             "kind": "bank-model", "bank": self.kind, "dataset": self.dataset.fingerprint,
-            "pool": _index_hash(self.split.pool), "recipe": self.recipe.fingerprint,
+            "pool": self.split.pool_fingerprint, "recipe": self.recipe.fingerprint,
             "seed": self.model_seed(i), "membership": _row_hash(self.keep[i]), "trainer": TRAINER_VERSION,
         }
 

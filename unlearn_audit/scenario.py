@@ -19,6 +19,7 @@ from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split, parse_forget_spec
 from unlearn_audit.data.splits import forgetting, parse_memorization_spec
 from unlearn_audit.data.planting import parse_similar_spec, plant_similar, swap_confused_labels
+from unlearn_audit.errors import ConfigError
 from unlearn_audit.executor import start_early
 from unlearn_audit.memorization import pool_memorization
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
@@ -98,6 +99,31 @@ class Scenario:
             "store": str(self.store.root),
         }
 
+    def check_checkpoint(self, meta: dict, path) -> None:
+        """Refuse a checkpoint this tool made for another scenario (its ``meta["scenario"]``).
+
+        An original depends on the dataset, the training pool and the recipe; a retrained or an
+        unlearned model also on the forget set. Auditing a model against references of another
+        scenario gives confident nonsense, so a mismatch is bad input. Checkpoints without a record
+        (the user's own) are taken as they are.
+        """
+        theirs = meta.get("scenario")
+        if not isinstance(theirs, dict):
+            return
+        split = theirs.get("split", {})
+        checks = [("dataset", theirs.get("dataset_fingerprint"), self.dataset.fingerprint,
+                   theirs.get("dataset")),
+                  ("training recipe", theirs.get("recipe_fingerprint"), self.recipe.fingerprint,
+                   _recipe_brief(theirs.get("recipe", {}))),
+                  ("training pool", split.get("pool_fingerprint"), self.split.pool_fingerprint,
+                   f"{split.get('pool')} examples, split seed {split.get('seed')}")]
+        if "method" in meta or meta.get("trained_on") == "retain":
+            checks.append(("forget set", split.get("fingerprint"), self.split.fingerprint, split.get("forget_spec")))
+        for what, recorded, ours, described in checks:
+            if recorded is not None and recorded != ours:
+                raise ConfigError(f"checkpoint {path} was made for another {what} ({described}) than this scenario's; "
+                                  f"run with the config and options it was made with")
+
     def forgetting(self, indices: np.ndarray, label: str) -> "Scenario":
         """This scenario with the training examples at dataset ``indices`` as its forget set."""
         return dataclasses.replace(self, split=forgetting(self.dataset, self.split, indices, label))
@@ -114,3 +140,8 @@ class Scenario:
         build_bank(self.store, spec, accel=self.accel, backend=self.config.run.backend,
                    workers=self.config.run.workers, progress=progress)
         return load_bank(self.store, spec, accel=self.accel)
+
+
+def _recipe_brief(recipe: dict) -> str:
+    keys = ("arch", "epochs", "batch_size", "lr", "optimizer", "augment")
+    return ", ".join(f"{k} {recipe[k]}" for k in keys if k in recipe) or "unknown recipe"

@@ -68,6 +68,12 @@ class Split:
         return self.pool[self.forget_mask]
 
     @cached_property
+    def pool_fingerprint(self) -> str:
+        """Hash of the training pool's dataset indices (which examples, in which order): what an
+        original model depends on, whatever the forget set."""
+        return hashlib.sha256(np.ascontiguousarray(self.pool, np.int64).tobytes()).hexdigest()[:16]
+
+    @cached_property
     def _heldout_halves(self) -> tuple[np.ndarray, np.ndarray]:
         # Seeded by the held-out indices themselves: the halves are a function of the split.
         seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(self.heldout, np.int64).tobytes()).digest()[:8],
@@ -119,6 +125,7 @@ class Split:
             "confusion": None if self.confusion is None else list(self.confusion),
             "planted": int(self.planted.size),
             "fingerprint": self.fingerprint,
+            "pool_fingerprint": self.pool_fingerprint,
         }
 
 
