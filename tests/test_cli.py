@@ -188,6 +188,9 @@ def test_config_errors_name_the_key(run, tmp_path):
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
     cfg.write_text("[run]\nbackend = 'cluster'\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "run.backend")
+    cfg.write_text("[methods.finetun]\nlr = 0.02\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "methods.finetun",
+                     "unknown method 'finetun'")
     cfg.write_text("[data]\nsplit_seed = -2\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "data.split_seed")
     cfg.write_text("[data\n")

@@ -192,9 +192,13 @@ def config_from_dict(raw: dict, source: str) -> Config:
             raise ConfigError(f"{section} in {source} must be a table ([{section}])")
     data = _build("data", DataConfig, raw.get("data", {}))
     methods = raw.get("methods", {})
+    from unlearn_audit.methods import REGISTRY  # the registry imports torch; configs without methods need not
+
     for name, params in methods.items():
         if not isinstance(params, dict):
             raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
+        if name not in REGISTRY:
+            raise ConfigError(f"[methods.{name}] in {source}: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
     return Config(
         data=data,
         train=_recipe(raw.get("train", {}), data.dataset),
