@@ -99,7 +99,15 @@ def test_corrupt_checkpoint(run, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage" * 100)
     assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(bad), "--out", str(tmp_path / "u.pt")),
-                     "corrupt")
+                     "is not a torch checkpoint", "torch.save(model.state_dict())")
+
+
+def test_pickled_module_is_refused_without_unpickling_advice(run, tmp_path):
+    pickled = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled)
+    result = run("unlearn", "--method", "finetune", "--model", str(pickled), "--out", str(tmp_path / "u.pt"))
+    assert_bad_input(result, "holds Python objects (torch.nn.modules.linear.Linear)", "state_dict()")
+    assert "weights_only" not in result.stderr
 
 
 def test_architecture_mismatch(run, checkpoint, tmp_path):
@@ -142,6 +150,8 @@ def test_indices_overlapping_test(run, tmp_path):
     (["--device", "tpu"], "invalid device"),
     (["--epochs", "0"], "train.epochs"),
     (["--seed", "-1"], "seeds are non-negative"),
+    (["--forget", "memorization:high"], "missing its FRACTION"),
+    (["--forget", "indices:."], "is a directory"),
 ])
 def test_bad_scenario_input(run, tmp_path, args, fragment):
     assert_bad_input(run("train", "--out", str(tmp_path / "m.pt"), *args), fragment)
@@ -157,6 +167,11 @@ def test_unknown_method(run, checkpoint, tmp_path):
     assert_bad_input(run("unlearn", "--method", "forgetify", "--model", str(checkpoint), "--out",
                          str(tmp_path / "u.pt")), "unknown method 'forgetify'")
     assert_bad_input(run("bench", "--methods", "forgetify", "--out", str(tmp_path / "b")), "unknown method")
+
+
+def test_method_prefixed_parameter_for_unlearn(run, checkpoint, tmp_path):
+    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--out",
+                         str(tmp_path / "u.pt"), "--param", "finetune.lr=0.1"), "without the method name", "lr=0.1")
 
 
 def test_bad_method_parameter(run, checkpoint, tmp_path):
@@ -188,6 +203,10 @@ def test_config_errors_name_the_key(run, tmp_path):
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "train.lr")
     cfg.write_text("[run]\nbackend = 'cluster'\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "run.backend")
+    cfg.write_text("dataset = 'digits'\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "outside any section")
+    cfg.write_text("[data]\ntest_fraction = 1.2\n")
+    assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "data.test_fraction")
     cfg.write_text("[methods.finetun]\nlr = 0.02\n")
     assert_bad_input(run("train", "--config", str(cfg), "--out", str(tmp_path / "m.pt")), "methods.finetun",
                      "unknown method 'finetun'")

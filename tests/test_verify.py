@@ -197,6 +197,8 @@ def test_retrained_model_passes(workdir):
 def test_too_few_references_is_bad_input(workdir):
     result = _verify(workdir, "original.pt", "--references", "2")
     assert result.exit_code == 2 and "at least 3 retrained" in result.stderr
+    result = _verify(workdir, "original.pt", "--originals", "0")
+    assert result.exit_code == 2 and "(--originals)" in result.stderr and "got 4 and 0" in result.stderr
 
 
 def test_checkpoint_of_another_scenario_is_bad_input(workdir):

@@ -29,7 +29,7 @@ from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
-from unlearn_audit.verify import certify
+from unlearn_audit.verify import MIN_ORIGINALS, MIN_RETRAINED, certify
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -83,6 +83,9 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     """
     _check_outputs(json_path, junit_path, report_path)
     v = config.verify
+    if v.references < MIN_RETRAINED or v.originals < MIN_ORIGINALS:  # before any model trains
+        raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained (--references) and {MIN_ORIGINALS} "
+                          f"original (--originals) reference models, got {v.references} and {v.originals}")
     scenario = Scenario.from_config(config, progress=progress)
     target, record = _load_target(scenario, model_path)
     target = target.eval()
@@ -160,6 +163,9 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
     """
     _check_outputs(json_path, indices_path)
+    if config.verify.references < 1 or config.verify.originals < 1:
+        raise ConfigError(f"the probe needs at least one retrained (--references) and one original (--originals) "
+                          f"model, got {config.verify.references} and {config.verify.originals}")
     scenario = Scenario.from_config(config, progress=progress)
     target, _ = _load_target(scenario, model_path)
     originals = scenario.bank("original", config.verify.originals, progress=progress)

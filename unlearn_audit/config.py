@@ -185,6 +185,9 @@ def _recipe(values: dict, dataset: str) -> Recipe:
 
 def config_from_dict(raw: dict, source: str) -> Config:
     for section in raw:
+        if not isinstance(raw[section], dict) and section not in ("data", "train", "run", "bench", "verify", "methods"):
+            raise ConfigError(f"key {section!r} in {source} is outside any section; put it under its table, "
+                              f"e.g. [data] for dataset or forget")
         if section not in ("data", "train", "run", "bench", "verify", "methods"):
             raise ConfigError(f"unknown section [{section}] in {source}; valid sections: "
                               f"data, train, run, bench, verify, methods")

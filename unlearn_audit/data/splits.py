@@ -147,7 +147,7 @@ def make_split(
     """
     for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
         if not 0.0 < frac < 1.0:
-            raise DataError(f"{name} must be in (0, 1), got {frac}")
+            raise DataError(f"data.{name} must be in (0, 1), got {frac}")
     n = len(dataset)
     rng = np.random.default_rng([seed, 0x5EED])
     if dataset.test_indices is not None:
@@ -217,6 +217,8 @@ def parse_forget_spec(spec: str) -> tuple[str, str]:
 
 
 def _fraction(text: str, spec: str, most: float = 1.0) -> float:
+    if not text:
+        raise DataError(f"{spec!r} is missing its FRACTION, e.g. {spec.rstrip(':')}:0.05")
     try:
         frac = float(text)
     except ValueError:
@@ -337,6 +339,8 @@ def _class_id(arg: str, names: tuple[str, ...], spec: str) -> int:
 
 
 def _read_indices(path: Path, spec: str) -> np.ndarray:
+    if path.is_dir():
+        raise DataError(f"{spec!r}: {str(path)!r} is a directory; give a file with one index per line")
     if not path.is_file():
         raise DataError(f"{spec!r}: index file {str(path)!r} does not exist")
     values = []

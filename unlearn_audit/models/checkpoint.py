@@ -13,6 +13,7 @@ and input shape are given.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -47,8 +48,15 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a safe torch checkpoint: {first}") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            # torch's own message advises weights_only=False, i.e. running whatever the file contains.
+            raise CheckpointError(f"checkpoint {path} holds Python objects ({found.group(1)}), which are not "
+                                  f"loaded for safety; save model.state_dict() with torch.save instead") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(err)) or re.search(r"(\S.*)", str(err))
+        first = detail.group(1).strip() if detail else type(err).__name__
+        raise CheckpointError(f"{path} is not a torch checkpoint ({first}); expected a file written by "
+                              f"`unlearn-audit train` / `unlearn` or torch.save(model.state_dict())") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
     return obj
@@ -68,8 +76,10 @@ def load_checkpoint(path: str | Path, *, arch: str | None = None, num_classes: i
         state = obj["state_dict"]
         for name, given in (("arch", arch), ("num_classes", num_classes)):
             if given is not None and given != record[name]:
+                option = "--arch" if name == "arch" else "the dataset"
                 raise CheckpointError(
-                    f"checkpoint {path} was saved for {name}={record[name]!r} but {name}={given!r} was requested"
+                    f"checkpoint {path} was saved for {name}={record[name]!r} but {name}={given!r} was requested; "
+                    f"use {option} it was made with ({record[name]!r})"
                 )
         if input_shape is not None and tuple(input_shape) != tuple(record["input_shape"]):
             raise CheckpointError(
