@@ -1,9 +1,11 @@
-"""Atomic file writes: a file either appears complete or not at all."""
+"""Atomic file writes (a file either appears complete or not at all) and strict JSON."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -15,16 +17,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
 
     The temporary file sits in the same directory so the rename is atomic; on any error it is
-    removed and ``path`` is left untouched.
+    removed and ``path`` is left untouched. The file gets the permissions a plain ``open()`` would
+    give it (0666 less the umask, and any default ACL of the directory).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp_path = _create_temp(path)
     except OSError as err:
         raise StoreError(f"cannot write {path}: {err.strerror or err}; choose a writable location") from None
-    tmp_path = Path(tmp)
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
@@ -34,23 +35,69 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def _create_temp(path: Path) -> Path:
+    # Not tempfile.mkstemp: it creates the file 0600, which the rename would carry onto the result.
+    # Creating it with mode 0666 lets the kernel apply the umask, with no process-wide os.umask()
+    # round trip that could race another thread.
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no unused temporary name next to {path}")
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text))
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return atomic_write_text(path, dumps_json(obj, sort_keys=True) + "\n")
+
+
+def dumps_json(obj, *, indent: int | None = 2, sort_keys: bool = False, default: Callable | None = None) -> str:
+    """``obj`` as strict JSON (RFC 8259): NaN and ±inf become ``null``.
+
+    ``json.dumps`` would write bare ``NaN``/``Infinity``, which strict parsers (browsers, jq, most
+    other languages) reject, and metrics are legitimately NaN (e.g. the seconds of the ``original``
+    row). ``allow_nan=False`` makes anything :func:`to_json_safe` misses raise instead of writing
+    invalid JSON. ``default`` serialises any other type (by default such types are an error).
+    """
+    return json.dumps(to_json_safe(obj), indent=indent, sort_keys=sort_keys, allow_nan=False,
+                      default=default or _json_default)
+
+
+def to_json_safe(obj):
+    """A copy of ``obj`` with NumPy scalars and arrays as Python values, paths as strings, tuples
+    as lists and non-finite floats as ``None``, through nested dicts and lists; other objects are
+    kept as they are."""
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):  # bool and int are not floats; np.float64 is
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {_json_key(k): to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _json_key(key):
+    import numpy as np
+
+    return key.item() if isinstance(key, np.generic) else key
 
 
 def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 

@@ -24,6 +24,7 @@ from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
 from unlearn_audit.probes import probe_similar_samples
+from unlearn_audit.probes.similar import check_threshold
 from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
@@ -163,6 +164,7 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     near retained neighbours, one per line, to ``indices_path`` (a ``dataset-indices:`` forget spec).
     """
     _check_outputs(json_path, indices_path)
+    check_threshold(threshold)  # before any model trains
     if config.verify.references < 1 or config.verify.originals < 1:
         raise ConfigError(f"the probe needs at least one retrained (--references) and one original (--originals) "
                           f"model, got {config.verify.references} and {config.verify.originals}")

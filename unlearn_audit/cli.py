@@ -6,7 +6,6 @@ Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage, 130 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 import warnings
@@ -14,6 +13,7 @@ import warnings
 import click
 
 from unlearn_audit import __version__
+from unlearn_audit._io import dumps_json
 from unlearn_audit.errors import UnlearnAuditError
 
 EXIT_BAD_INPUT = 2
@@ -106,6 +106,9 @@ def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
             if not dot or not name:
                 raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
             out.setdefault(method, {})[name] = value
+        elif "." in key:
+            raise ConfigError(f"--param {item!r}: give the hyperparameter without the method name, e.g. "
+                              f"--param {key.partition('.')[2]}={value}")
         else:
             out[key] = value
     return out
@@ -114,7 +117,7 @@ def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
 def _emit(records: list[dict], as_json: bool, headers: list[str], row, **tabulate_options) -> None:
     """Print ``records`` as JSON, or as a table with one ``row(record)`` per record."""
     if as_json:
-        click.echo(json.dumps(records, indent=2, default=str))
+        click.echo(dumps_json(records, default=str))
         return
     from tabulate import tabulate
 
@@ -205,7 +208,7 @@ def bench(config_path, methods, references, params, out, report_dir, as_json, qu
         config = dataclasses.replace(config, methods=merged)
     result, path = api.bench(config, progress=not quiet, report_dir=report_dir)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        click.echo(dumps_json(result.to_dict(), default=str))
     else:
         click.echo(bench_table(result, METRICS))
         click.echo(f"results written to {path}")

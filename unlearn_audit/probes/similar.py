@@ -124,6 +124,12 @@ def _group_rows(name: str, neighbours: Neighbours | None, threshold: float,
     return rows
 
 
+def check_threshold(threshold: float | None) -> None:
+    """The similarity threshold is a cosine (``None``: the default, chosen from the data)."""
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"the similarity threshold is a cosine: it must be in [-1, 1], got {threshold}")
+
+
 def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
                           space: str = "inputs", threshold: float | None = None,
                           retrain_without: Callable[[np.ndarray], list[nn.Module]] | None = None
@@ -134,8 +140,7 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     its near neighbours, and those models are reported beside the others (the stronger oracle)."""
     if space not in SPACES:
         raise ConfigError(f"unknown similarity space {space!r}; use one of {', '.join(SPACES)}")
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise ConfigError(f"the similarity threshold is a cosine: it must be in [-1, 1], got {threshold}")
+    check_threshold(threshold)
     if not retrained or not originals:
         raise ConfigError("the similar-sample probe needs at least one retrained and one original model")
     ds, split, accel = scenario.dataset, scenario.split, scenario.accel

@@ -20,29 +20,52 @@ from unlearn_audit.report.table import bench_table, table_notes
 from unlearn_audit.stats import clopper_pearson, log_roc
 
 
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def curve_styles(n: int) -> list[tuple[tuple[float, float, float], str]]:
+    """``n`` (colour, line style) pairs, pairwise distinct for up to 80 curves.
+
+    A bench can draw ~30 methods in one axes: matplotlib's default 10-colour cycle would give
+    several methods the same line. The dark tab20 colours come before their light partners so that
+    a few curves (original, retrain, one method) get clearly different hues; the line style changes
+    only once all 20 colours are used.
+    """
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"].colors
+    colours = tab20[0::2] + tab20[1::2]
+    return [(colours[i % len(colours)], _LINESTYLES[(i // len(colours)) % len(_LINESTYLES)]) for i in range(n)]
+
+
 def roc_figure(scores: dict, title: str):
-    """A matplotlib figure with one log-log ROC curve (and CI band) per entry of ``scores``."""
+    """A matplotlib figure with one log-log ROC curve (and CI band) per entry of ``scores``.
+
+    The legend sits right of the axes, where it cannot hide curves; save with
+    ``bbox_inches="tight"`` so that it is not cropped.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    curves = {name: s for name, s in scores.items() if np.size(s["forget"]) and np.size(s["heldout"])}
+    ncol = 1 if len(curves) < 20 else 2  # one column of ~30 entries would be taller than the axes
+    fig, ax = plt.subplots(figsize=(6.5 + 1.9 * ncol, 5.5))
     low = 1.0
-    for name, s in scores.items():
+    for (name, s), (colour, linestyle) in zip(curves.items(), curve_styles(len(curves))):
         pos, neg = np.asarray(s["forget"]), np.asarray(s["heldout"])
-        if pos.size == 0 or neg.size == 0:
-            continue
         fpr, tpr = log_roc(pos, neg)
         lo, hi = clopper_pearson(np.round(tpr * pos.size).astype(int), pos.size)
-        (line,) = ax.plot(fpr, tpr, label=name, lw=1.5)
-        ax.fill_between(fpr, np.maximum(lo, 1e-4), hi, color=line.get_color(), alpha=0.12, lw=0)
+        ax.plot(fpr, tpr, label=name, lw=1.5, color=colour, linestyle=linestyle)
+        ax.fill_between(fpr, np.maximum(lo, 1e-4), hi, color=colour, alpha=0.12, lw=0)
         low = min(low, fpr[0])
     ax.plot([low, 1], [low, 1], "k--", lw=0.8, label="chance")
     ax.set(xscale="log", yscale="log", xlim=(low, 1), ylim=(max(low, 1e-3), 1.0),
            xlabel="false positive rate (held-out flagged)", ylabel="true positive rate (forget flagged)",
            title=title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
+              frameon=False)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     fig.tight_layout()
     return fig
@@ -53,7 +76,7 @@ def write_bench_report(result, metrics, out_dir: str | Path) -> Path:
     out_dir = ensure_writable_dir(out_dir)
     fig = roc_figure(result.scores, "Offline LiRA, forget vs held-out (95 % CI bands)")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
+    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)

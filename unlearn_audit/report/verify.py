@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from unlearn_audit._io import atomic_write, atomic_write_text
+from unlearn_audit._io import atomic_write_text
 
 
 def write_junit(info: dict, path: str | Path) -> Path:
@@ -15,6 +15,10 @@ def write_junit(info: dict, path: str | Path) -> Path:
     suite = ET.Element("testsuite", name="unlearn-audit verify", tests="2",
                        failures=str(int(forget_failed) + int(not v["utility"]["ok"])),
                        skipped=str(int(v["verdict"] == "INCONCLUSIVE")))
+    # the JUnit schema puts <properties> before the test cases; strict consumers reject other orders
+    props = ET.SubElement(suite, "properties")
+    for key in ("verdict", "p_value", "power", "completeness"):
+        ET.SubElement(props, "property", name=key, value=str(v[key]))
     forget = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify",
                            name=f"forget set ({v['n_forget']} examples) behaves like retraining")
     summary = "; ".join(v["reasons"])
@@ -26,13 +30,10 @@ def write_junit(info: dict, path: str | Path) -> Path:
     if not v["utility"]["ok"]:
         ET.SubElement(utility, "failure", message=f"test accuracy drop {v['utility']['drop']:.2f} points "
                                                   f"> tolerance {v['utility']['tolerance']}")
-    props = ET.SubElement(suite, "properties")
-    for key in ("verdict", "p_value", "power", "completeness"):
-        ET.SubElement(props, "property", name=key, value=str(v[key]))
     root = ET.Element("testsuites")
     root.append(suite)
     xml = ET.tostring(root, encoding="unicode")
-    return atomic_write(path, lambda p: p.write_text('<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n"))
+    return atomic_write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n")
 
 
 def _fmt(x, spec=".3g"):
