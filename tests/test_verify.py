@@ -180,8 +180,11 @@ def test_original_fails_with_artefacts(workdir):
                      "--report", str(tmp / "v.md"))
     assert result.exit_code == 1, result.output
     assert result.output.startswith("FAIL: ") and "under-forgetting" in result.output
+    # `train` hands out the original bank's first model: it is no reference for itself
+    assert "identical to the original reference model" in result.output
     info = json.loads((tmp / "v.json").read_text())
     assert info["verdict"]["verdict"] == "FAIL" and info["exit_code"] == 1
+    assert len(info["original_seeds"]) == 4 and info["checkpoint_meta"]["trained_on"] == "pool"
     assert info["verdict"]["completeness"] < 0.3
     suite = ET.parse(tmp / "v.xml").getroot().find("testsuite")
     assert suite.get("failures") == "1" and suite.find("testcase/failure") is not None

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from unlearn_audit._io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
@@ -90,8 +91,8 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     scenario = Scenario.from_config(config, progress=progress)
     target, record = _load_target(scenario, model_path)
     target = target.eval()
-    originals = scenario.bank("original", v.originals, progress=progress)
-    retrained = scenario.bank("retrain", v.references, progress=progress)
+    originals, same_o = _references_other_than(target, scenario, "original", v.originals, progress)
+    retrained, same_r = _references_other_than(target, scenario, "retrain", v.references, progress)
     queries = default_queries(scenario.recipe.augment)
     # the decision reads the forget set and test accuracy only: skip the (large) retain set
     signals = {name: [model_signals(m, scenario, queries, parts=("forget", "test")) for m in models]
@@ -103,9 +104,13 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
         test_accuracy=100 * signals["target"][0].accuracy("test"),
         retrained_test_accuracy=np.array([100 * s.accuracy("test") for s in signals["retrained"]]),
         alpha=v.alpha, min_power=v.min_power, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
+    for kind, seeds in (("original", same_o), ("retrained", same_r)):
+        if seeds:
+            verdict.reasons.append(f"the target is identical to the {kind} reference model with seed {seeds[0]}; "
+                                   f"it was replaced by the next model of that bank (a model is no reference for itself)")
     info = {"model": str(model_path), "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
             "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
-            "original_seeds": originals.seeds.tolist(), "reference_seeds": retrained.seeds.tolist(),
+            "original_seeds": originals.seeds, "reference_seeds": retrained.seeds,
             "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
             "checkpoint_meta": record.get("meta", {})}
     if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
@@ -121,6 +126,28 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     if report_path is not None:
         write_markdown(info, report_path)
     return info
+
+
+@dataclasses.dataclass
+class _References:
+    models: list
+    seeds: list[int]
+
+
+def _references_other_than(target, scenario: Scenario, kind: str, count: int, progress: bool):
+    """``count`` models of the scenario's ``kind`` bank, none with exactly the target's weights
+    (``train`` hands out bank models, so a target may be one of them), and the seeds left out."""
+    def same(model) -> bool:
+        theirs, ours = model.state_dict(), target.state_dict()
+        return theirs.keys() == ours.keys() and all(torch.equal(theirs[k].cpu(), ours[k].cpu()) for k in ours)
+
+    bank = scenario.bank(kind, count, progress=progress)
+    dropped = [i for i, m in enumerate(bank.models) if same(m)]
+    if dropped:
+        bank = scenario.bank(kind, count + len(dropped), progress=progress)
+    kept = [i for i in range(len(bank.models)) if i not in dropped][:count]
+    return (_References([bank.models[i] for i in kept], [int(bank.seeds[i]) for i in kept]),
+            [int(bank.seeds[i]) for i in dropped])
 
 
 def build_references(config: Config, kind: str, count: int, *, chunk_size: int | None = None,

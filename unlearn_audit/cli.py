@@ -155,8 +155,9 @@ def _show_warnings_plainly() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write (e.g. model.pt).")
 @click.option("--on", type=click.Choice(["pool", "retain"]), default="pool", show_default=True,
               help="Train on the whole training pool (an original model) or on the retain set (a retrained reference).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @_handle_errors
-def train(config_path, out, on, **flags):
+def train(config_path, out, on, quiet, **flags):
     """Train a model for a scenario and save it as a checkpoint.
 
     The checkpoint loads with torch.load(path, weights_only=True). Models are cached in the store:
@@ -164,7 +165,7 @@ def train(config_path, out, on, **flags):
     """
     from unlearn_audit import api
 
-    info = api.train(_config(config_path, **flags), out, on=on)
+    info = api.train(_config(config_path, **flags), out, on=on, progress=not quiet)
     m = info["metrics"]
     click.echo(f"saved {info['out']} ({'loaded from store' if info['cached'] else 'trained'}): "
                f"forget acc {100 - m['UA']:.1f}%, retain acc {m['RA']:.1f}%, test acc {m['TA']:.1f}%")
@@ -174,8 +175,8 @@ def train(config_path, out, on, **flags):
 @_scenario_options
 @click.option("--methods", help="Comma-separated method names, or 'all' (every method that supports the "
                                 "scenario). Overrides bench.methods. Default: all.")
-@click.option("--references", type=int, help="Number of original models (seeds) each method is applied to. "
-                                             "Overrides bench.references (default 3).")
+@click.option("--references", type=int, help="Number of seeds: original models each method is applied to, and as many "
+                                             "retrained reference models. Overrides bench.references (default 3).")
 @click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Override a method hyperparameter, e.g. --param finetune.lr=0.02 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for results.json. Overrides bench.out.")
@@ -273,9 +274,9 @@ def verify(config_path, model_path, references, originals, alpha, min_power, uti
     v = info["verdict"]
     click.echo(f"{v['verdict']}: " + "; ".join(v["reasons"]))
     comp = v["completeness"]
-    click.echo(f"p = {v['p_value']:.3g}, power = {v['power']:.0%}, completeness = "
-               f"{'—' if comp is None else f'{comp:.2f}'}, test accuracy {v['utility']['test_accuracy']:.1f}% "
-               f"(retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
+    comp_text = "—" if comp is None else f"{comp:.2f}".replace("-0.00", "0.00") + " (1 = retrained, 0 = original)"
+    click.echo(f"p = {v['p_value']:.3g}, power = {v['power']:.0%}, completeness = {comp_text}, "
+               f"test accuracy {v['utility']['test_accuracy']:.1f}% (retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
     ic = info.get("interclass_confusion")
     if ic:
         a, b = ic["classes"]

@@ -60,7 +60,8 @@ def markdown_report(info: dict) -> str:
         f"| p-value (two-sided, H0: behaves like retraining) | {_fmt(v['p_value'])} (α = {v['alpha']}) |",
         f"| power against the originals | {v['power']:.0%} ({v['n_originals']} originals, {v['n_retrained']} retrained references) |",
         f"| statistic S (mean per-example log-LR, IN vs OUT) | target {_fmt(v['statistic'])}; retrained {_fmt(v['null_mean'])} ± {_fmt(v['null_sd'])}; originals {_fmt(v['original_mean'])} |",
-        f"| forgetting completeness (1 = like retraining, 0 = like the original) | {_fmt(v['completeness'])}"
+        f"| forgetting completeness (1 = like retraining, 0 = like the original; above 1: further from the "
+        f"original than retraining, i.e. over-forgetting) | {_fmt(v['completeness'])}"
         + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "") + " |",
         f"| smallest detectable departure from retraining | {_fmt(v['min_detectable_completeness'])} of the original–retrained gap |",
         f"| test accuracy | {u['test_accuracy']:.2f}% vs retrained {u['retrained_test_accuracy']:.2f}% ± {u['retrained_test_accuracy_sd']:.2f} (tolerance {u['tolerance']} points) |",
