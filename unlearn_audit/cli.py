@@ -397,7 +397,7 @@ def methods(as_json):
 
     _emit([cls.describe() for cls in REGISTRY.values()], as_json,
           ["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
-          lambda i: [i["name"], i["data_access"], ",".join(i["scenarios"]), i["spec"],
+          lambda i: [i["name"], i["data_access"], ", ".join(i["scenarios"]), i["spec"],
                      ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]],
           maxcolwidths=[None, None, 12, 22, 50, 50])
 
