@@ -116,3 +116,13 @@ def test_table_says_when_one_percent_fpr_cannot_be_resolved(bench_run):
     few = dataclasses.replace(result, runs=[{**r, "lira_tpr1_resolvable": False, "lira_tpr1_n_heldout": 29}
                                             for r in result.runs])
     assert "only 29 held-out comparison examples" in bench_table(few, METRICS)
+
+
+def test_table_without_a_retrain_row_shows_the_reference_profile(bench_run):
+    from unlearn_audit.report.table import bench_table
+
+    result, _, _ = bench_run
+    assert "no retrain row" not in bench_table(result, METRICS)
+    without = dataclasses.replace(result, summary=[r for r in result.summary if r["method"] != "retrain"])
+    profile = result.references["profile"]
+    assert f"TA {profile['ta']:.1f} %" in bench_table(without, METRICS)

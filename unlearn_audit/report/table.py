@@ -39,6 +39,11 @@ def table_notes(result, metrics) -> list[str]:
     if "IC" in keys:
         notes.append("IC = % of test images of the two confused classes predicted as the other one (Goel et al.'s "
                      "interclass-confusion test; compare with the retrain row).")
+    profile = result.references.get("profile")
+    if profile and not any(row["method"] == "retrain" for row in result.summary):
+        notes.append(f"no retrain row (add retrain to --methods for one); the {result.references.get('count', 0)} "
+                     f"retrained references average UA {profile['ua']:.1f} %, RA {profile['ra']:.1f} %, "
+                     f"TA {profile['ta']:.1f} %, MIA-Eff {profile['mia']:.1f} %")
     unresolved = [r["lira_tpr1_n_heldout"] for r in result.runs if r.get("lira_tpr1_resolvable") is False]
     if unresolved and "lira_tpr1" in keys:
         notes.append(f"TPR@1%FPR: only {min(unresolved)} held-out comparison examples, too few to resolve a 1% FPR; "
