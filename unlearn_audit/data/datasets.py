@@ -91,10 +91,11 @@ def load_dataset(spec: str, data_root: str | Path | None = None, download: bool 
 
 
 def with_fingerprint(ds: Dataset) -> Dataset:
-    """Attach the content fingerprint (hash of images, labels and test marks)."""
+    """Attach the content fingerprint (hash of images, labels, class names and test marks)."""
     h = hashlib.sha256()
     h.update(ds.name.encode())
-    h.update(ds.x.numpy().tobytes())
+    h.update(memoryview(np.ascontiguousarray(ds.x.numpy())).cast("B"))  # no copy of the images
+    h.update("\x1f".join(ds.class_names).encode())
     h.update(ds.y.numpy().astype(np.int64).tobytes())
     if ds.test_indices is not None:
         h.update(np.asarray(ds.test_indices, dtype=np.int64).tobytes())
