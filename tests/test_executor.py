@@ -78,7 +78,8 @@ def test_unknown_backend(digits, tmp_path):
 
 
 @pytest.mark.parametrize("option, message", [({"chunk_size": 0}, "chunk size must be at least 1"),
-                                             ({"workers": 0}, "workers must be at least 1")])
+                                             ({"workers": 0}, "workers must be at least 1"),
+                                             ({"gpus_per_task": -1}, "gpus-per-task must be >= 0")])
 def test_zero_chunk_size_or_workers_is_an_error(digits, tmp_path, option, message):
     data = TrainData(digits.x[:10], digits.y[:10], digits.x[:10], digits.y[:10], RECIPE, 10, str(tmp_path))
     with pytest.raises(ConfigError, match=message):

@@ -141,3 +141,9 @@ def test_make_optimizer_fused_step_matches_torch_reference_step(name, options):
             opt.step()
     for p, t in zip(params, twins):
         torch.testing.assert_close(p, t, rtol=1e-5, atol=1e-6)
+
+
+def test_integer_and_float_hyperparameters_are_one_recipe():
+    """lr=1 and lr=1.0 train the same model, so they must share a fingerprint (and the store's models)."""
+    assert Recipe(lr=1, weight_decay=0).fingerprint == Recipe(lr=1.0, weight_decay=0.0).fingerprint
+    assert isinstance(Recipe(warmup_epochs=1).warmup_epochs, float)

@@ -99,6 +99,8 @@ def run_jobs(data: TrainData, jobs: Sequence[TrainJob], *, backend: str = "local
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if gpus_per_task < 0:
+        raise ConfigError(f"--gpus-per-task must be >= 0, got {gpus_per_task}")
     if not jobs:
         return []
     on_done = on_done or (lambda _results: None)
@@ -202,8 +204,6 @@ def _run_ray(data, jobs, size, workers, gpus_per_task, on_done):
         import ray
     except ImportError:
         raise ConfigError("the ray backend needs Ray, which is not installed: pip install 'unlearn-audit[ray]'") from None
-    if gpus_per_task < 0:
-        raise ConfigError(f"gpus per task must be >= 0, got {gpus_per_task}")
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
     if gpus_per_task and data.accel.device.type != "cuda":

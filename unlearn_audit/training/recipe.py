@@ -42,6 +42,10 @@ class Recipe:
 
         if not isinstance(self.arch, str) or not self.arch:
             bad("arch", "must be a non-empty architecture name")
+        for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing"):
+            value = getattr(self, key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, key, float(value))  # lr=1 and lr=1.0: one recipe, one fingerprint
         if not isinstance(self.epochs, int) or self.epochs < 1:
             bad("epochs", f"must be a positive integer, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
