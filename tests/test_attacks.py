@@ -392,3 +392,22 @@ def test_leave_one_out_scores_are_unbiased_between_identical_groups():
         data = AttackData(target=signals(phi[0]), references=signals(phi), reference_in=keep)
         accs.append(np.nanmean(per_example_balanced_accuracy(get_attack("ulira").score_references(data), keep)))
     assert abs(np.mean(accs) - 0.5) < 0.03
+
+
+def test_leave_one_out_uses_the_banks_variance_mode(monkeypatch):
+    """At exactly FIXED_VARIANCE_BELOW references a target gets per-example σ; the leave-one-out
+    scores of the same bank must too, not switch to fixed σ because each fit has one model fewer."""
+    import unlearn_audit.attacks.lira as lira_module
+
+    data, _ = gaussian_bank(np.random.default_rng(0), n=6, m=FIXED_VARIANCE_BELOW)
+    modes = []
+
+    def recording(*args, variance, **kwargs):
+        modes.append(variance)
+        return fit_gaussian(*args, variance=variance, **kwargs)
+
+    monkeypatch.setattr(lira_module, "fit_gaussian", recording)
+    attack = LiRA()
+    attack.score(data)
+    attack.score_references(data)
+    assert set(modes) == {"per-example"}

@@ -94,6 +94,8 @@ class LiRA(Attack):
             raise ConfigError(f"attack {self.name!r}: leave-one-out needs at least {self.min_references + 2} "
                               f"reference models, got {m}")
         order = np.arange(m)
+        # one variance mode for the bank, as for a target scored against all m references
+        variance = resolve_variance(self.variance, m)
         out = np.empty(keep.shape)
         for i in range(m):
             opposite = keep != keep[i][None, :]  # (M, N): models in the other group, per example
@@ -106,13 +108,12 @@ class LiRA(Attack):
             cols = np.flatnonzero(has_partner)
             used[partner[cols], cols] = False
             others = np.flatnonzero(order != i)
-            fits = self._fit_masked(phi[others], keep[others], used[others])
+            fits = self._fit_masked(phi[others], keep[others], used[others], variance)
             out[i] = self.statistic(phi[i], *fits)
         return out
 
-    def _fit_masked(self, phi: np.ndarray, keep: np.ndarray, used: np.ndarray):
+    def _fit_masked(self, phi: np.ndarray, keep: np.ndarray, used: np.ndarray, variance: str):
         """Like :meth:`fit`, with ``used`` (M, N) excluding individual (model, example) statistics."""
-        variance = resolve_variance(self.variance, phi.shape[0])
         fit_in = (fit_gaussian(phi, keep & used, center=self.center, variance=variance) if self.online else None)
         fit_out = fit_gaussian(phi, ~keep & used, center=self.center, variance=variance)
         return fit_in, fit_out
