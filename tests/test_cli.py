@@ -283,3 +283,9 @@ def test_similar_and_memorization_scenarios_from_the_command_line(tmp_path):
                                           "--store", store]), "duplicates:K or augmented:K")
     assert_bad_input(runner.invoke(main, ["train", "--forget", "memorization:top:0.1", "--out",
                                           str(tmp_path / "x.pt"), "--store", store]), "low, mid or high")
+
+
+def test_refs_list_does_not_create_a_store(tmp_path):
+    missing = tmp_path / "no-such-store"
+    result = CliRunner().invoke(main, ["refs", "list", "--store", str(missing)])
+    assert result.exit_code == 0 and "no bank yet" in result.output and not missing.exists()

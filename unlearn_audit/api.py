@@ -30,7 +30,7 @@ from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.scenario import Scenario
-from unlearn_audit.store import Store
+from unlearn_audit.store import Store, default_store_root
 from unlearn_audit.verify import MIN_ORIGINALS, MIN_RETRAINED, certify
 
 
@@ -163,8 +163,13 @@ def build_references(config: Config, kind: str, count: int, *, chunk_size: int |
 
 
 def list_references(store_root: str | Path | None) -> list[dict]:
-    """Every bank the store holds (kind, dataset, forget spec, models present / count, accuracy, size)."""
-    return list_banks(Store(store_root))
+    """Every bank the store holds (kind, dataset, forget spec, models present / count, accuracy, size).
+
+    Listing reads only: a store directory that does not exist holds nothing and is not created."""
+    root = Path(store_root).expanduser() if store_root else default_store_root()
+    if not (root / "entries").is_dir():
+        return []
+    return list_banks(Store(root))
 
 
 def bench(config: Config, *, progress: bool = True, report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:
