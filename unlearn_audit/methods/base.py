@@ -258,7 +258,7 @@ class Unlearner(ABC):
         hp = self.hp
         params = list(model.parameters()) if parameters is None else list(parameters)
         if parameters is not None:
-            from unlearn_audit.methods._shared import norm_layers_outside
+            from unlearn_audit.methods._shared import norm_layers_outside  # _shared imports this module
 
             frozen_norms, loss_of_step = norm_layers_outside(model, params), step_loss
 
