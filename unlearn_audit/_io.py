@@ -66,8 +66,7 @@ def dumps_json(obj, *, indent: int | None = 2, sort_keys: bool = False, default:
     row). ``allow_nan=False`` makes anything :func:`to_json_safe` misses raise instead of writing
     invalid JSON. ``default`` serialises any other type (by default such types are an error).
     """
-    return json.dumps(to_json_safe(obj), indent=indent, sort_keys=sort_keys, allow_nan=False,
-                      default=default or _json_default)
+    return json.dumps(to_json_safe(obj), indent=indent, sort_keys=sort_keys, allow_nan=False, default=default)
 
 
 def to_json_safe(obj):
@@ -95,10 +94,6 @@ def _json_key(key):
     import numpy as np
 
     return key.item() if isinstance(key, np.generic) else key
-
-
-def _json_default(obj):
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

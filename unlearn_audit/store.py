@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from unlearn_audit._io import dumps_json
 from unlearn_audit.errors import StoreError
 
 STORE_FORMAT = 1
@@ -129,7 +130,7 @@ class Store:
                 "versions": _versions(),
                 "extra": extra or {},
             }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+            (tmp / "manifest.json").write_text(dumps_json(manifest, sort_keys=True, default=str), encoding="utf-8")
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists() and not self.has(key):  # left over from an interrupted removal or write
                 self._discard(final)
