@@ -25,6 +25,7 @@ from unlearn_audit.methods.neggrad_plus import NegGradPlus
 from unlearn_audit.methods.npo import NPO
 from unlearn_audit.methods.random_label import RandomLabel
 from unlearn_audit.methods.salun import SalUn
+from unlearn_audit.methods.salun_soft import SalUnSoft
 from unlearn_audit.methods.scar import SCAR
 from unlearn_audit.methods.scrub import SCRUB
 from unlearn_audit.methods.scrub_rewind import SCRUBRewind
@@ -50,6 +51,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     BoundaryExpanding,
     L1Sparse,
     SalUn,
+    SalUnSoft,
     SCRUB,
     SCRUBRewind,
     BadTeacher,
