@@ -20,6 +20,7 @@ from unlearn_audit.methods.cf_k import CFk
 from unlearn_audit.methods.delete import Delete
 from unlearn_audit.methods.eu_k import EUk
 from unlearn_audit.methods.l1_sparse import L1Sparse
+from unlearn_audit.methods.l2ul import L2UL
 from unlearn_audit.methods.lur import LUR
 from unlearn_audit.methods.neggrad_plus import NegGradPlus
 from unlearn_audit.methods.npo import NPO
@@ -60,6 +61,7 @@ _METHODS: tuple[type[Unlearner], ...] = (
     SFRon,
     SCAR,
     Delete,
+    L2UL,
     AMUN,
     LUR,
     NPO,

@@ -196,6 +196,36 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Ac
     return grad.float()
 
 
+def l2_norm(t: torch.Tensor) -> torch.Tensor:
+    """Per-example L2 norm, shaped to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def l2_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, steps: int,
+           accel: Accelerator, box: tuple[torch.Tensor, torch.Tensor], *, step: float | None = None,
+           targeted: bool = False, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Untargeted L2-PGD from x (no random start) with per-example radius ``eps`` and step 0.1·eps,
+    each iterate projected onto the L2 ball and then clipped to ``box`` (lo, hi), as AMUN's
+    ``_pgd_l2_attack`` clips to the image range.
+
+    Other PGD variants (L2UL's) set ``step`` (a fixed step length instead of 0.1·eps),
+    ``targeted`` (``y`` are target labels: descend on their cross-entropy instead of ascending on
+    the true labels') and ``start`` (the initial perturbation, inside the ball and the box; default
+    zero). The defaults are AMUN's attack, unchanged."""
+    radius = eps.view(-1, *([1] * (x.dim() - 1)))
+    size = 0.1 * radius if step is None else step
+    lo, hi = box
+    delta = torch.zeros_like(x) if start is None else start
+    for _ in range(steps):
+        g = input_gradient(model, x + delta, y, accel)
+        if targeted:
+            g = -g
+        delta = delta + size * g / l2_norm(g).clamp_min(1e-12)
+        delta = delta * (radius / l2_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+        delta = torch.minimum(torch.maximum(x + delta, lo), hi) - x
+    return (x + delta).detach()
+
+
 # -- masked updates -------------------------------------------------------------------------------
 class MaskedUpdate:
     """Restrict an update to the weights a mask selects.

@@ -26,29 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods._shared import frozen_copy, input_box, input_gradient
+from unlearn_audit.methods._shared import frozen_copy, input_box, l2_pgd
 from unlearn_audit.methods.base import DataAccess, Param, TensorSet, Unlearner, UnlearningTask, optim_params
 from unlearn_audit.training.loop import Accelerator, predict_logits
-
-
-def _l2_norm(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
-
-
-def l2_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, steps: int,
-           accel: Accelerator, box: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Untargeted L2-PGD from x (no random start) with per-example radius ``eps`` and step 0.1·eps,
-    each iterate projected onto the L2 ball and then clipped to ``box`` (lo, hi), as the authors'
-    ``_pgd_l2_attack`` clips to the image range."""
-    radius = eps.view(-1, *([1] * (x.dim() - 1)))
-    lo, hi = box
-    delta = torch.zeros_like(x)
-    for _ in range(steps):
-        g = input_gradient(model, x + delta, y, accel)
-        delta = delta + 0.1 * radius * g / _l2_norm(g).clamp_min(1e-12)
-        delta = delta * (radius / _l2_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
-        delta = torch.minimum(torch.maximum(x + delta, lo), hi) - x
-    return (x + delta).detach()
 
 
 def adversarial_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, accel: Accelerator, *, eps: float,

@@ -1,0 +1,289 @@
+"""L2UL (``l2ul``): known answers for its loss pieces (objective, MAS importance, penalty weights,
+penalty), its targeted adversarial set, what the importance penalty holds back, its two stopping
+rules, and forgetting on the digits scenarios.
+
+``test_methods_a.py`` / ``test_methods_b.py`` parametrise over their own explicit method tuples, not
+over the registry, so this file also carries the contract checks they would otherwise give it
+(defaults and their sources, the documented test-accuracy bound, budget, bad values, data access).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from unlearn_audit.errors import ConfigError, TrainingDivergedError
+from unlearn_audit.methods import REGISTRY, get_method
+from unlearn_audit.methods._shared import input_box
+from unlearn_audit.methods._shared import l2_pgd
+from unlearn_audit.methods.l2ul import (
+    importance_penalty, l2ul_objective, mas_importance, penalty_weights, targeted_adversarial_set,
+)
+from unlearn_audit.training.loop import Accelerator, accuracy, make_generator, predict_logits
+
+CPU = Accelerator(device=torch.device("cpu"))
+# A cheap attack for the tests that are not about the attack (the default is 20 × 100 PGD steps).
+CHEAP = {"adv_per_example": 4, "pgd_steps": 20}
+
+
+class _StepCounter:
+    def __enter__(self):
+        self.steps = 0
+        self.handle = register_optimizer_step_post_hook(lambda *_: setattr(self, "steps", self.steps + 1))
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _acc(model, data, task):
+    return accuracy(model, data.x, data.y, task.accel)
+
+
+def _steps_per_epoch(hp, n_forget):
+    return math.ceil(hp["adv_per_example"] * n_forget / hp["batch_size"])
+
+
+# -- loss pieces: known answers ---------------------------------------------------------------------
+def test_objective_known_answer_and_directions():
+    forget_logits = torch.tensor([[0.0, 0.0]], requires_grad=True)  # CE(y=0) = ln 2
+    adv_logits = torch.tensor([[math.log(3.0), 0.0], [0.0, math.log(3.0)]], requires_grad=True)
+    adv_y = torch.tensor([0, 0])  # CE = ln(4/3) and ln 4
+    loss = l2ul_objective(forget_logits, torch.tensor([0]), adv_logits, adv_y)
+    # (Σ_adv CE − Σ_forget CE) / (n_adv + n_forget) = (ln(16/3) − ln 2) / 3
+    assert loss.item() == pytest.approx(math.log(8 / 3) / 3, abs=1e-6)
+    loss.backward()
+    # forget: −(p − e_y)/3 = [+1/6, −1/6]: descent lowers the true logit (ascent on the forget CE)
+    assert torch.allclose(forget_logits.grad, torch.tensor([[1 / 6, -1 / 6]]), atol=1e-6)
+    # adversarial: (p − e_target)/3: descent raises the target logit
+    assert torch.allclose(adv_logits.grad, torch.tensor([[-1 / 12, 1 / 12], [-1 / 4, 1 / 4]]), atol=1e-6)
+
+
+def _identity_linear():
+    layer = nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(2))
+        layer.bias.zero_()
+    return layer
+
+
+def test_mas_importance_known_answer():
+    # f(x) = x: ∂‖f‖/∂W = (f/‖f‖) xᵀ; x1 = (3, 4) → [[1.8, 2.4], [2.4, 3.2]], b (0.6, 0.8);
+    # x2 = (0, −2) → [[0, 0], [0, 2]], b (0, −1)
+    x = torch.tensor([[3.0, 4.0], [0.0, -2.0]])
+    one = mas_importance(_identity_linear(), x, batch_size=1, accel=CPU)
+    assert torch.allclose(one["weight"], torch.tensor([[0.9, 1.2], [1.2, 2.6]]), atol=1e-6)
+    assert torch.allclose(one["bias"], torch.tensor([0.3, 0.9]), atol=1e-6)
+    # one batch of two: |gradient of the batch mean| × 2 / 2 — the bias entries no longer add up
+    both = mas_importance(_identity_linear(), x, batch_size=2, accel=CPU)
+    assert torch.allclose(both["weight"], torch.tensor([[0.9, 1.2], [1.2, 2.6]]), atol=1e-6)
+    assert torch.allclose(both["bias"], torch.tensor([0.3, 0.1]), atol=1e-6)
+
+
+def test_penalty_weights_known_answer():
+    w = penalty_weights({"weight": torch.tensor([[0.9, 1.2], [1.2, 2.6]]), "bias": torch.tensor([0.3, 0.9]),
+                         "flat": torch.tensor([0.5, 0.5, 0.5])})
+    # per tensor: 1 − (Ω − min)/(max − min); the most important entry is free (0), the least anchored (1)
+    assert torch.allclose(w["weight"], torch.tensor([[1.0, 1 - 0.3 / 1.7], [1 - 0.3 / 1.7, 0.0]]), atol=1e-6)
+    assert torch.equal(w["bias"], torch.tensor([1.0, 0.0]))
+    assert torch.equal(w["flat"], torch.ones(3))  # all equal: anchored (the authors' code divides by zero)
+
+
+def test_importance_penalty_known_answer_and_gradient():
+    theta = torch.tensor([1.0, 2.0], requires_grad=True)
+    anchor, weight = torch.tensor([0.0, 0.0]), torch.tensor([1.0, 0.5])
+    penalty = importance_penalty([(theta, anchor, weight)])
+    assert penalty.item() == pytest.approx((1 * 1 + 0.5 * 4) / 2)
+    penalty.backward()
+    assert torch.equal(theta.grad, weight * (theta.detach() - anchor))  # w·(θ − θ_o): no pull where w = 0
+
+
+# -- the adversarial set ----------------------------------------------------------------------------
+def test_l2_pgd_targeted_option_descends_towards_the_target():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    x = torch.randn(8, 4)
+    y, target = model(x).argmax(1), (model(x).argmax(1) + 1) % 3
+    eps, box = torch.full((8,), 0.5), (torch.full((1, 4), -10.0), torch.full((1, 4), 10.0))
+
+    def prob(inputs, labels):
+        return F.softmax(model(inputs), 1).gather(1, labels[:, None]).squeeze(1)
+
+    away = l2_pgd(model, x, y, eps, 10, CPU, box)  # AMUN's call: untargeted, step 0.1·eps
+    towards = l2_pgd(model, x, target, eps, 10, CPU, box, step=0.2, targeted=True)
+    assert (prob(away, y) < prob(x, y)).all()
+    assert (prob(towards, target) > prob(x, target)).all()
+    assert ((towards - x).norm(dim=1) <= 0.5 + 1e-5).all()
+
+
+def test_adversarial_set_targets_radius_and_box(random_scenario, digits):
+    task, model = random_scenario["task"], random_scenario["model"]
+    x, y = task.forget.x, task.forget.y
+    lo, hi = input_box(x)
+    adv, target = targeted_adversarial_set(model, x, y, task.num_classes, task.accel, per_example=3, eps=4.0,
+                                           step=0.1, steps=100, generator=make_generator(0))
+    assert adv.shape == (3 * len(x), *x.shape[1:]) and target.shape == (3 * len(x),)
+    assert (target != y.repeat(3)).all()  # never the example's own label
+    assert set(target.tolist()) == set(range(task.num_classes))
+    assert (adv >= lo - 1e-5).all() and (adv <= hi + 1e-5).all()
+    # the radius is in pixel units: one pixel unit is 1/std input units on digits
+    pixel_dist = (adv - x.repeat(3, 1, 1, 1)).flatten(1).norm(dim=1) * digits.std[0]
+    assert pixel_dist.max() <= 4.0 + 1e-3
+    # θ_o classifies (almost) every adversarial example as its target at the authors' radius
+    assert (predict_logits(model, adv, task.accel).argmax(1) == target).float().mean() >= 0.95
+    again, same = targeted_adversarial_set(model, x, y, task.num_classes, task.accel, per_example=3, eps=4.0,
+                                           step=0.1, steps=100, generator=make_generator(0))
+    assert torch.equal(again, adv) and torch.equal(same, target)
+
+
+def test_small_radius_attack_ends_on_the_ball(random_scenario, digits):
+    task, model = random_scenario["task"], random_scenario["model"]
+    x, y = task.forget.x[:32], task.forget.y[:32]
+    adv, _ = targeted_adversarial_set(model, x, y, task.num_classes, task.accel, per_example=1, eps=0.3,
+                                      step=0.1, steps=20, generator=make_generator(1))
+    pixel_dist = (adv - x).flatten(1).norm(dim=1) * digits.std[0]
+    assert pixel_dist.max() <= 0.3 + 1e-4 and pixel_dist.median() >= 0.27
+
+
+# -- what the method does ---------------------------------------------------------------------------
+def test_importance_penalty_holds_back_the_unimportant_weights(random_scenario):
+    """With λ = 100 the weights the forget set's outputs do not depend on (w > 0.9) move ≥ 10× less
+    than without the penalty, the most important ones (w < 0.1) keep most of their movement
+    (digits seeds 0/1/2, random and class: shrink 0.023–0.034 against 0.59–0.87)."""
+    task, model = random_scenario["task"], random_scenario["model"]
+    weights = penalty_weights(mas_importance(model, task.forget.x, 32, task.accel))
+    shifts = {}
+    for lam in (0.0, 100.0):
+        out = get_method("l2ul", reg_lambda=lam, epochs=20, stop_accuracy=None, max_forget_loss=None,
+                         **CHEAP).unlearn(model, task)
+        free = anchored = 0.0
+        n_free = n_anchored = 0
+        for (name, p0), p1 in zip(model.named_parameters(), out.parameters()):
+            moved = (p1 - p0).abs()
+            free += moved[weights[name] < 0.1].sum().item()
+            anchored += moved[weights[name] > 0.9].sum().item()
+            n_free += int((weights[name] < 0.1).sum())
+            n_anchored += int((weights[name] > 0.9).sum())
+        shifts[lam] = (free / n_free, anchored / n_anchored)
+    assert shifts[100.0][1] < 0.1 * shifts[0.0][1], shifts
+    assert shifts[100.0][0] > 0.3 * shifts[0.0][0], shifts
+
+
+@pytest.fixture(scope="module")
+def class_run(class_scenario):
+    """The defaults on class forgetting, on a task without retain or held-out data (forget-only)."""
+    task = dataclasses.replace(class_scenario["task"], retain=None, heldout=None)
+    method = get_method("l2ul")
+    with _StepCounter() as counter:
+        out = method.unlearn(class_scenario["model"], task)
+    return method, out, counter.steps, task
+
+
+def test_class_forgetting_on_digits_defaults(class_run, class_scenario):
+    """Seeds 0/1/2: every forget example misclassified after 258/184/157 steps; test accuracy
+    drops by 15.0/9.5/12.5 points (the forgotten class's test examples are ~10 of them)."""
+    method, out, steps, task = class_run
+    original, test = class_scenario["model"], class_scenario["test"]
+    assert _acc(out, task.forget, task) == 0.0
+    assert _acc(out, test, task) >= _acc(original, test, task) - method.test_accuracy_bound
+    details = method.details()
+    assert details["stopped_by"] == "stop_accuracy" and details["steps"] == steps
+    assert steps < details["of_steps"] == 1000 * _steps_per_epoch(method.hp, len(task.forget))
+    assert details["adversarial_examples"] == 20 * len(task.forget)
+    assert [(k, v.shape) for k, v in out.state_dict().items()] == \
+        [(k, v.shape) for k, v in original.state_dict().items()]
+    assert out is not original
+
+
+def test_stops_at_the_first_step_with_every_forget_example_misclassified(class_run, class_scenario):
+    method, _, steps, task = class_run
+    one_short = (steps - 1) / _steps_per_epoch(method.hp, len(task.forget))
+    shorter = get_method("l2ul", epochs=one_short)
+    out = shorter.unlearn(class_scenario["model"], task)
+    assert shorter.details()["steps"] == steps - 1 and shorter.details()["stopped_by"] is None
+    assert _acc(out, task.forget, task) > 0.0
+
+
+def test_random_forgetting_on_digits(random_scenario):
+    """The defaults with a 10-epoch budget: 1,000 epochs (9,000 steps, ~35 s) leave the seed-0 MLP
+    exactly as it was — the ascent on its confidently memorised forget examples never takes off."""
+    task, test, original = random_scenario["task"], random_scenario["test"], random_scenario["model"]
+    method = get_method("l2ul", epochs=10)
+    with _StepCounter() as counter:
+        out = method.unlearn(original, task)
+    assert counter.steps == 10 * _steps_per_epoch(method.hp, len(task.forget))
+    assert method.details()["stopped_by"] is None
+    assert _acc(out, test, task) >= _acc(original, test, task) - method.test_accuracy_bound
+
+
+def test_max_forget_loss_ends_a_collapse_that_would_diverge(random_scenario):
+    """Without the importance penalty at lr 0.01 the MLP collapses onto one class (stop_accuracy = 0
+    is never reached) and the weights blow up: a NaN loss by step 151/151/201 for seeds 0/1/2; the
+    guard stops it at step 105/82/127 when the forget loss passes 20 nats."""
+    task, model = random_scenario["task"], random_scenario["model"]
+    collapse = {"reg_lambda": 0.0, "lr": 0.01, **CHEAP}
+    method = get_method("l2ul", **collapse)
+    method.unlearn(model, task)
+    details = method.details()
+    assert details["stopped_by"] == "max_forget_loss" and details["forget_loss"] >= 20.0
+    assert details["forget_accuracy"] > 0.0 and details["steps"] < details["of_steps"]
+    with pytest.raises(TrainingDivergedError, match="method l2ul"):
+        get_method("l2ul", max_forget_loss=None, **collapse).unlearn(model, task)
+
+
+def test_freeze_bn_keeps_normalisation_statistics(class_scenario):
+    task = class_scenario["task"]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(256, 10))
+    before = model[1].running_mean.clone()
+    frozen = get_method("l2ul", freeze_bn=True, epochs=1, **CHEAP).unlearn(model, task)
+    moving = get_method("l2ul", freeze_bn=False, epochs=1, **CHEAP).unlearn(model, task)
+    assert torch.equal(frozen[1].running_mean, before)
+    assert not torch.equal(moving[1].running_mean, before)
+
+
+def test_deterministic_in_seed(random_scenario):
+    task, model = random_scenario["task"], random_scenario["model"]
+    a, b = (get_method("l2ul", epochs=2, **CHEAP).unlearn(model, task) for _ in range(2))
+    c = get_method("l2ul", epochs=2, **CHEAP).unlearn(model, dataclasses.replace(task, seed=1))
+    flat = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (a, b, c)]
+    assert torch.equal(flat[0], flat[1]) and not torch.equal(flat[0], flat[2])
+
+
+# -- registration and configuration -----------------------------------------------------------------
+# The authors' CIFAR-10 run (csm9493/L2UL run_unlearn_cifar_imagenet.sh + the script's argparse defaults).
+PUBLISHED = {"lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 1000, "batch_size": 256,
+             "forget_batch_size": 32, "adv_per_example": 20, "pgd_eps": 4.0, "pgd_step": 0.1, "pgd_steps": 100,
+             "reg_lambda": 1.0, "stop_accuracy": 0.0, "optimizer": "sgd"}
+
+
+def test_registered_with_its_defaults_and_status():
+    cls = REGISTRY["l2ul"]
+    for key, value in PUBLISHED.items():
+        assert cls.params[key].default == value, key
+    assert cls.data_access.value == "forget-only" and get_method("l2ul").access().value == "forget-only"
+    assert cls.scenarios == frozenset({"random", "class", "subclass"})
+    assert cls.spec_status == "partly reconstructed" and "Cha et al." in cls.citation
+    doc = " ".join(sys.modules[cls.__module__].__doc__.split())
+    assert f"bound on digits: {round(cls.test_accuracy_bound * 100)} points" in doc
+    assert "csm9493/L2UL" in doc and "shaaaaron/DELETE" in doc
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"learning_rate": 0.1}, "has no parameter 'learning_rate'"), ({"lr": 0}, "'lr'"), ({"lr": "fast"}, "'lr'"),
+    ({"pgd_eps": 0.0}, "'pgd_eps'"), ({"pgd_step": -0.1}, "'pgd_step'"), ({"pgd_steps": 0}, "'pgd_steps'"),
+    ({"adv_per_example": 0}, "'adv_per_example'"), ({"reg_lambda": -1.0}, "'reg_lambda'"),
+    ({"stop_accuracy": 1.5}, "'stop_accuracy'"), ({"max_forget_loss": 0.0}, "'max_forget_loss'"),
+    ({"forget_batch_size": 0}, "'forget_batch_size'"), ({"freeze_bn": "maybe"}, "'freeze_bn'"),
+])
+def test_bad_parameters_are_config_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        get_method("l2ul", **bad)
