@@ -17,30 +17,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearn_audit.errors import ConfigError, TrainingDivergedError
 from unlearn_audit.methods import REGISTRY, get_method
-from unlearn_audit.methods._shared import input_box
-from unlearn_audit.methods._shared import l2_pgd
+from unlearn_audit.methods._shared import input_box, l2_pgd
 from unlearn_audit.methods.l2ul import (
     importance_penalty, l2ul_objective, mas_importance, penalty_weights, targeted_adversarial_set,
 )
 from unlearn_audit.training.loop import Accelerator, accuracy, make_generator, predict_logits
+
+from tests.steps import StepCounter
 
 CPU = Accelerator(device=torch.device("cpu"))
 # A cheap attack for the tests that are not about the attack (the default is 20 × 100 PGD steps).
 CHEAP = {"adv_per_example": 4, "pgd_steps": 20}
 
 
-class _StepCounter:
-    def __enter__(self):
-        self.steps = 0
-        self.handle = register_optimizer_step_post_hook(lambda *_: setattr(self, "steps", self.steps + 1))
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 def _acc(model, data, task):
@@ -181,7 +173,7 @@ def class_run(class_scenario):
     """The defaults on class forgetting, on a task without retain or held-out data (forget-only)."""
     task = dataclasses.replace(class_scenario["task"], retain=None, heldout=None)
     method = get_method("l2ul")
-    with _StepCounter() as counter:
+    with StepCounter() as counter:
         out = method.unlearn(class_scenario["model"], task)
     return method, out, counter.steps, task
 
@@ -216,7 +208,7 @@ def test_random_forgetting_on_digits(random_scenario):
     exactly as it was — the ascent on its confidently memorised forget examples never takes off."""
     task, test, original = random_scenario["task"], random_scenario["test"], random_scenario["model"]
     method = get_method("l2ul", epochs=10)
-    with _StepCounter() as counter:
+    with StepCounter() as counter:
         out = method.unlearn(original, task)
     assert counter.steps == 10 * _steps_per_epoch(method.hp, len(task.forget))
     assert method.details()["stopped_by"] is None

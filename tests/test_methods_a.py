@@ -18,7 +18,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
@@ -28,6 +27,8 @@ from unlearn_audit.methods._shared import (
 from unlearn_audit.methods.boundary_shrink import fgsm_nearest_labels
 from unlearn_audit.methods.npo import npo_loss
 from unlearn_audit.training.loop import accuracy, make_optimizer, optimize, predict_logits
+
+from tests.steps import StepCounter
 
 METHODS_A = ("neggrad_plus", "random_label", "amnesiac", "boundary_shrink", "boundary_expanding", "l1_sparse",
              "salun", "scrub", "bad_teacher", "cf_k", "eu_k", "sfron", "delete", "amun", "npo")
@@ -95,19 +96,6 @@ STEPS = {
 EARLY_STOPPING = {"neggrad_plus"}
 
 
-class StepCounter:
-    """Counts optimiser steps through torch's global step hook."""
-
-    def __enter__(self):
-        self.steps = 0
-        self.handle = register_optimizer_step_post_hook(self._hook)
-        return self
-
-    def _hook(self, *_):
-        self.steps += 1
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 def _run(name, scenario, **overrides):

@@ -14,13 +14,14 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import unlearn_audit.methods.salun_soft as salun_soft_module
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.methods.salun_soft import kept_at_anchor, soft_threshold_
 from unlearn_audit.training.loop import accuracy
+
+from tests.steps import StepCounter
 
 
 def _steps_per_epoch(task, batch_size=256):
@@ -31,14 +32,6 @@ def _flat(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-class _StepCounter:
-    def __enter__(self):
-        self.steps = 0
-        self.handle = register_optimizer_step_post_hook(lambda *_: setattr(self, "steps", self.steps + 1))
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 # -- the operator -----------------------------------------------------------------------------------
@@ -158,7 +151,7 @@ def test_class_forgetting_on_digits(class_scenario):
     model, task, test = class_scenario["model"], class_scenario["task"], class_scenario["test"]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     method = get_method("salun_soft")
-    with _StepCounter() as counter:
+    with StepCounter() as counter:
         out = method.unlearn(model, task)
     f0, f1 = (accuracy(m, task.forget.x, task.forget.y, task.accel) for m in (model, out))
     t0, t1 = (accuracy(m, test.x, test.y, task.accel) for m in (model, out))
@@ -172,7 +165,7 @@ def test_class_forgetting_on_digits(class_scenario):
 def test_random_forgetting_defaults_on_digits(random_scenario):
     model, task, test = random_scenario["model"], random_scenario["task"], random_scenario["test"]
     method = get_method("salun_soft")
-    with _StepCounter() as counter:
+    with StepCounter() as counter:
         out = method.unlearn(model, task)
     t0, t1 = (accuracy(m, test.x, test.y, task.accel) for m in (model, out))
     assert t1 >= t0 - method.test_accuracy_bound, (t0, t1)
