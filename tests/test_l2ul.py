@@ -33,8 +33,6 @@ CPU = Accelerator(device=torch.device("cpu"))
 CHEAP = {"adv_per_example": 4, "pgd_steps": 20}
 
 
-
-
 def _acc(model, data, task):
     return accuracy(model, data.x, data.y, task.accel)
 

@@ -96,8 +96,6 @@ STEPS = {
 EARLY_STOPPING = {"neggrad_plus"}
 
 
-
-
 def _run(name, scenario, **overrides):
     method = get_method(name, **overrides)
     with StepCounter() as counter:

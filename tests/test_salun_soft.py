@@ -32,8 +32,6 @@ def _flat(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-
-
 # -- the operator -----------------------------------------------------------------------------------
 def test_soft_threshold_known_answer():
     w, b = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0.5, -1.0])
