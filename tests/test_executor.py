@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -84,3 +86,23 @@ def test_zero_chunk_size_or_workers_is_an_error(digits, tmp_path, option, messag
     data = TrainData(digits.x[:10], digits.y[:10], digits.x[:10], digits.y[:10], RECIPE, 10, str(tmp_path))
     with pytest.raises(ConfigError, match=message):
         run_jobs(data, [TrainJob("k", {}, 0, np.arange(10))], backend="process", **option)
+
+
+def test_a_dead_worker_is_a_clear_error(tmp_path):
+    """A script that starts the process pool without the ``__main__`` guard kills its workers on
+    start-up (they re-import it); the caller gets one error saying so, not BrokenProcessPool."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from unlearn_audit.bank import BankSpec, build_bank\n"
+        "from unlearn_audit.data import load_dataset, make_split\n"
+        "from unlearn_audit.store import Store\n"
+        "from unlearn_audit.training import Recipe\n"
+        "ds = load_dataset('digits')\n"
+        "spec = BankSpec(ds, make_split(ds, 'random:0.1', seed=0), Recipe(arch='mlp', epochs=1), 'original', 2)\n"
+        f"build_bank(Store({str(tmp_path / 'store')!r}), spec, backend='process', workers=2, progress=False)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("unlearn_audit.errors.WorkerError: a worker process of the process backend died")
+    assert "__main__" in last

@@ -29,3 +29,7 @@ class TrainingDivergedError(UnlearnAuditError):
 
 class StoreError(UnlearnAuditError):
     """The model store or an output directory cannot be used."""
+
+
+class WorkerError(UnlearnAuditError):
+    """A worker process of the process backend died before finishing its models."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.errors import ConfigError, WorkerError
 from unlearn_audit.training.ensemble import train_ensemble
 from unlearn_audit.training.loop import Accelerator, accuracy
 from unlearn_audit.training.recipe import Recipe
@@ -165,6 +165,7 @@ def start_early(backend: str) -> None:
 
 def _run_process(data, parts, workers, on_done):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     # forkserver: workers fork from a clean server that imported torch once (spawn, the fallback,
     # imports it in every worker; plain fork after torch started its thread pools can deadlock). The server
@@ -178,7 +179,15 @@ def _run_process(data, parts, workers, on_done):
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                done = future.result()
+                try:
+                    done = future.result()
+                except BrokenProcessPool:
+                    raise WorkerError(
+                        f"a worker process of the process backend died ({len(results)} models finished and are "
+                        f"kept in the store). Common causes: it ran out of memory (use fewer --workers), or a "
+                        f"Python script started the pool without the `if __name__ == \"__main__\":` guard that "
+                        f"multiprocessing needs (the workers re-import the script); or use --backend local"
+                    ) from None
                 on_done(done)
                 results += done
     except BaseException:
