@@ -73,9 +73,9 @@ def soft_threshold_(params: list[torch.Tensor], anchors: list[torch.Tensor], k: 
     """In place, on all ``params`` together: with Δ = θ − θ_a and τ the k-th smallest |Δ| over every
     entry, θ ← θ − τ where Δ > τ, θ + τ where Δ < −τ, and θ_a elsewhere. Returns τ (0 for k = 0,
     which leaves the parameters as they are)."""
-    diffs = [p - a for p, a in zip(params, anchors)]
     if k <= 0:
         return torch.zeros((), device=params[0].device)
+    diffs = [p - a for p, a in zip(params, anchors)]
     tau = torch.kthvalue(torch.cat([d.flatten() for d in diffs]).abs(), k).values
     for p, a, d in zip(params, anchors, diffs):
         p.copy_(torch.where(d > tau, p - tau, torch.where(d < -tau, p + tau, a)))
