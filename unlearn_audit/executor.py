@@ -184,7 +184,7 @@ def _run_process(data, parts, workers, on_done):
                 except BrokenProcessPool:
                     raise WorkerError(
                         f"a worker process of the process backend died ({len(results)} models finished and are "
-                        f"kept in the store). Common causes: it ran out of memory (use fewer --workers), or a "
+                        f"kept in the store). Common causes: it ran out of memory (use fewer workers), or a "
                         f"Python script started the pool without the `if __name__ == \"__main__\":` guard that "
                         f"multiprocessing needs (the workers re-import the script); or use --backend local"
                     ) from None
