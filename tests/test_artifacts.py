@@ -134,26 +134,29 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
 # -- 3. JUnit XML ------------------------------------------------------------------------------------
 
 def _verdict(shift: float) -> dict:
-    from unlearn_audit.verify import certify
+    from tests.test_verify import World
 
-    rng = np.random.default_rng(0)
-    mu = rng.normal(0, 1, (100, 1))
-    retrained, originals = mu + rng.normal(0, 0.5, (6, 100, 1)), mu + 1 + rng.normal(0, 0.5, (6, 100, 1))
-    return certify(mu + shift + rng.normal(0, 0.5, (100, 1)), originals, retrained, test_accuracy=95.0,
-                   retrained_test_accuracy=np.full(6, 95.0)).to_dict()
+    world = World(0)
+    target = world.model()
+    target["retain"] = target["retain"] + shift
+    v = world.gate().judge(target, test_accuracy=95.0, retrained_test_accuracy=np.full(6, 95.0))
+    return {"verdict": v.to_dict()}
 
 
-@pytest.mark.parametrize("shift, verdict", [(0.0, "PASS"), (1.0, "FAIL")])
+@pytest.mark.parametrize("shift, verdict", [(0.0, "PASS"), (3.0, "FAIL")])
 def test_junit_properties_come_before_testcases(tmp_path, shift, verdict):
     from unlearn_audit.report.verify import write_junit
 
-    info = {"verdict": _verdict(shift)}
+    info = _verdict(shift)
     assert info["verdict"]["verdict"] == verdict
     suite = ET.parse(write_junit(info, tmp_path / "v.xml")).getroot().find("testsuite")
     tags = [child.tag for child in suite]
     # JUnit XSD: <testsuite> = properties?, testcase*, system-out?, system-err?
-    assert tags == ["properties", "testcase", "testcase"]
+    assert tags == ["properties", "testcase", "testcase", "testcase", "testcase"]
     assert {p.get("name"): p.get("value") for p in suite.find("properties")}["verdict"] == verdict
+    failed = [case.get("name") for case in suite.findall("testcase") if case.find("failure") is not None]
+    assert failed == ([] if verdict == "PASS" else ["retain set (300 examples) behaves like retraining"])
+    assert suite.get("failures") == str(len(failed))
 
 
 # -- 4. ROC figure -----------------------------------------------------------------------------------

@@ -10,12 +10,9 @@ Python the same way::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from unlearn_audit._io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
@@ -23,15 +20,14 @@ from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
-from unlearn_audit.models.checkpoint import load_checkpoint, save_checkpoint
+from unlearn_audit.models.checkpoint import save_checkpoint
 from unlearn_audit.probes import probe_similar_samples
 from unlearn_audit.probes.similar import check_threshold
-from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store, default_store_root
-from unlearn_audit.verify import MIN_ORIGINALS, MIN_RETRAINED, certify
+from unlearn_audit.verification import verify_model
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -48,14 +44,6 @@ def _check_outputs(*paths) -> None:
     for path in paths:
         if path is not None:
             check_output_file(path)
-
-
-def _load_target(scenario: Scenario, model_path: str | Path):
-    """The checkpoint at ``model_path`` as a model of the scenario's architecture, on its device."""
-    model, record = load_checkpoint(model_path, arch=scenario.recipe.arch, num_classes=scenario.dataset.num_classes,
-                                    input_shape=scenario.dataset.input_shape)
-    scenario.check_checkpoint(record.get("meta", {}), model_path)
-    return scenario.accel.prepare_model(model), record
 
 
 def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool = True) -> dict:
@@ -78,47 +66,14 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
 
 def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path=None, report_path=None,
            progress: bool = True) -> dict:
-    """Certify the checkpoint at ``model_path`` against reference banks (see :mod:`unlearn_audit.verify`).
+    """Certify the checkpoint at ``model_path`` against reference banks (see :mod:`unlearn_audit.verify`
+    for the decision and :mod:`unlearn_audit.verification` for the pipeline).
 
     Returns a dict with the verdict and its context; writes the JSON, JUnit and Markdown artefacts
     that are asked for. Output locations are checked before any model is trained.
     """
     _check_outputs(json_path, junit_path, report_path)
-    v = config.verify
-    if v.references < MIN_RETRAINED or v.originals < MIN_ORIGINALS:  # before any model trains
-        raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained (--references) and {MIN_ORIGINALS} "
-                          f"original (--originals) reference models, got {v.references} and {v.originals}")
-    scenario = Scenario.from_config(config, progress=progress)
-    target, record = _load_target(scenario, model_path)
-    target = target.eval()
-    originals, same_o = _references_other_than(target, scenario, "original", v.originals, progress)
-    retrained, same_r = _references_other_than(target, scenario, "retrain", v.references, progress)
-    queries = default_queries(scenario.recipe.augment)
-    # the decision reads the forget set and test accuracy only: skip the (large) retain set
-    signals = {name: [model_signals(m, scenario, queries, parts=("forget", "test")) for m in models]
-               for name, models in (("target", [target]), ("originals", originals.models),
-                                    ("retrained", retrained.models))}
-    verdict = certify(
-        signals["target"][0].forget.phi, np.stack([s.forget.phi for s in signals["originals"]]),
-        np.stack([s.forget.phi for s in signals["retrained"]]),
-        test_accuracy=100 * signals["target"][0].accuracy("test"),
-        retrained_test_accuracy=np.array([100 * s.accuracy("test") for s in signals["retrained"]]),
-        alpha=v.alpha, min_power=v.min_power, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
-    for kind, seeds in (("original", same_o), ("retrained", same_r)):
-        if seeds:
-            verdict.reasons.append(f"the target is identical to the {kind} reference model with seed {seeds[0]}; "
-                                   f"it was replaced by the next model of that bank (a model is no reference for itself)")
-    info = {"model": str(model_path), "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
-            "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
-            "original_seeds": originals.seeds, "reference_seeds": retrained.seeds,
-            "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
-            "checkpoint_meta": record.get("meta", {})}
-    if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
-        ic = {name: [100 * s.interclass_confusion for s in group] for name, group in signals.items()}
-        info["interclass_confusion"] = {"classes": list(scenario.split.confusion), "target": ic["target"][0],
-                                        "retrained": float(np.mean(ic["retrained"])),
-                                        "retrained_sd": float(np.std(ic["retrained"])),
-                                        "originals": float(np.mean(ic["originals"]))}
+    info = verify_model(config, model_path, progress=progress)
     if json_path is not None:
         atomic_write_json(json_path, info)
     if junit_path is not None:
@@ -126,28 +81,6 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     if report_path is not None:
         write_markdown(info, report_path)
     return info
-
-
-@dataclasses.dataclass
-class _References:
-    models: list
-    seeds: list[int]
-
-
-def _references_other_than(target, scenario: Scenario, kind: str, count: int, progress: bool):
-    """``count`` models of the scenario's ``kind`` bank, none with exactly the target's weights
-    (``train`` hands out bank models, so a target may be one of them), and the seeds left out."""
-    def same(model) -> bool:
-        theirs, ours = model.state_dict(), target.state_dict()
-        return theirs.keys() == ours.keys() and all(torch.equal(theirs[k].cpu(), ours[k].cpu()) for k in ours)
-
-    bank = scenario.bank(kind, count, progress=progress)
-    dropped = [i for i, m in enumerate(bank.models) if same(m)]
-    if dropped:
-        bank = scenario.bank(kind, count + len(dropped), progress=progress)
-    kept = [i for i in range(len(bank.models)) if i not in dropped][:count]
-    return (_References([bank.models[i] for i in kept], [int(bank.seeds[i]) for i in kept]),
-            [int(bank.seeds[i]) for i in dropped])
 
 
 def build_references(config: Config, kind: str, count: int, *, chunk_size: int | None = None,
@@ -197,17 +130,15 @@ def probe_similar(config: Config, model_path: str | Path, *, space: str = "input
     """
     _check_outputs(json_path, indices_path)
     check_threshold(threshold)  # before any model trains
-    if config.verify.references < 1 or config.verify.originals < 1:
-        raise ConfigError(f"the probe needs at least one retrained (--references) and one original (--originals) "
-                          f"model, got {config.verify.references} and {config.verify.originals}")
+    n_retrained, n_originals = config.verify.fixed_counts()
     scenario = Scenario.from_config(config, progress=progress)
-    target, _ = _load_target(scenario, model_path)
-    originals = scenario.bank("original", config.verify.originals, progress=progress)
-    retrained = scenario.bank("retrain", config.verify.references, progress=progress)
+    target, _ = scenario.load_model(model_path)
+    originals = scenario.bank("original", n_originals, progress=progress)
+    retrained = scenario.bank("retrain", n_retrained, progress=progress)
 
     def retrain_without(indices):
         label = f"{scenario.split.forget_spec} + {indices.size - scenario.split.forget.size} near neighbours"
-        return scenario.forgetting(indices, label).bank("retrain", config.verify.references, progress=progress).models
+        return scenario.forgetting(indices, label).bank("retrain", n_retrained, progress=progress).models
 
     result = probe_similar_samples(scenario, target.eval(), retrained.models, originals.models, space=space,
                                    threshold=threshold, retrain_without=retrain_without if stronger_oracle else None)
@@ -228,7 +159,7 @@ def unlearn(config: Config, method: str, model_path: str | Path, out: str | Path
     merged = {**config.methods.get(method, {}), **(params or {})}
     unlearner = get_method(method, **merged)
     scenario = Scenario.from_config(config)
-    model, record = _load_target(scenario, model_path)
+    model, record = scenario.load_model(model_path)
     before = evaluate(model, scenario)
     start = time.perf_counter()
     result = unlearner.unlearn(model, scenario.task(config.run.seed))

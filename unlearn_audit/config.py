@@ -7,7 +7,7 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last, backend, workers
     [bench]    methods (default: all), references, out
-    [verify]   references, originals, alpha, min_power, utility_tolerance
+    [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
 Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
@@ -17,6 +17,7 @@ keys of the same meaning. With neither a file nor ``--dataset`` the embedded dig
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,13 +75,55 @@ class BenchConfig:
     out: str = "runs/bench"
 
 
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class VerifyConfig:
-    references: int = 4         # K_r models retrained on R (the null)
-    originals: int = 4          # K_o models trained on D (the positive control)
-    alpha: float = 0.05
-    min_power: float = 0.8
+    references: int | str = AUTO  # K_r retrained on R (half fit μ, half calibrate), or "auto": grown to power
+    originals: int | str = AUTO   # K_o trained on D (the positive control), or "auto": half the references
+    max_references: int = 128     # cap of "auto"
+    alpha: float = 0.05           # false-FAIL rate a retrained model may have ...
+    gamma: float = 0.9            # ... with this confidence over the draw of the reference bank
+    min_power: float = 0.8        # 95 % lower confidence bound on power below which the verdict is INCONCLUSIVE
     utility_tolerance: float = 2.0  # allowed test-accuracy drop (points) below the retrained references
+
+    def __post_init__(self):
+        for key in ("references", "originals"):  # verify's own minimums are checked by verify
+            value = getattr(self, key)
+            if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"verify.{key} must be 'auto' or a positive integer, got {value!r}")
+        if isinstance(self.max_references, bool) or not isinstance(self.max_references, int) \
+                or self.max_references < AUTO_REFERENCES[0]:
+            raise ConfigError(f"verify.max_references must be an integer >= {AUTO_REFERENCES[0]} (the first size "
+                              f"'auto' tries), got {self.max_references!r}")
+        for key, closed in (("alpha", False), ("gamma", False), ("min_power", True)):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and 0.0 < value and (value <= 1.0 if closed else value < 1.0)):
+                raise ConfigError(f"verify.{key} must be in (0, 1{']' if closed else ')'}, got {value}")
+        if not math.isfinite(self.utility_tolerance) or self.utility_tolerance < 0:
+            raise ConfigError(f"verify.utility_tolerance is in accuracy points and must be a finite number >= 0, "
+                              f"got {self.utility_tolerance}")
+
+    def reference_sizes(self) -> list[int]:
+        """The retrained-bank sizes verify tries, smallest first: the fixed size, or the auto ladder."""
+        if self.references != AUTO:
+            return [int(self.references)]
+        sizes = [k for k in AUTO_REFERENCES if k <= self.max_references]
+        return sizes if sizes[-1] == self.max_references else sizes + [self.max_references]
+
+    def originals_for(self, references: int) -> int:
+        return max(3, references // 2) if self.originals == AUTO else int(self.originals)
+
+    def fixed_counts(self, default: int = 4) -> tuple[int, int]:
+        """(retrained, originals) for commands that use a fixed number of references (probe):
+        ``default`` where verify would choose automatically."""
+        refs = default if self.references == AUTO else int(self.references)
+        return refs, (default if self.originals == AUTO else int(self.originals))
+
+
+#: Retrained-bank sizes of ``references = "auto"``: half fit, half calibrate; the originals are half as many.
+AUTO_REFERENCES = (16, 32, 64, 128, 256)
 
 
 # Recipes that train a sensible model for each built-in dataset in reasonable time. The digits
@@ -139,6 +182,12 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
+    if "int" in text and "str" in text:  # a count or "auto"
+        if value == AUTO or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer or 'auto', got {value!r}")
     if "int" in text and "float" not in text:
         if value is None and "None" in text:
             return None

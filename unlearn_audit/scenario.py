@@ -23,6 +23,7 @@ from unlearn_audit.errors import ConfigError
 from unlearn_audit.executor import start_early
 from unlearn_audit.memorization import pool_memorization
 from unlearn_audit.methods.base import TensorSet, UnlearningTask
+from unlearn_audit.models.checkpoint import load_checkpoint
 from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
 from unlearn_audit.training.loop import Accelerator
@@ -98,6 +99,14 @@ class Scenario:
             "device": str(self.accel.device),
             "store": str(self.store.root),
         }
+
+    def load_model(self, path):
+        """The checkpoint at ``path`` as a model of this scenario's architecture on its device, and
+        the checkpoint's record; refused (bad input) when it was made for another scenario."""
+        model, record = load_checkpoint(path, arch=self.recipe.arch, num_classes=self.dataset.num_classes,
+                                        input_shape=self.dataset.input_shape)
+        self.check_checkpoint(record.get("meta", {}), path)
+        return self.accel.prepare_model(model), record
 
     def check_checkpoint(self, meta: dict, path) -> None:
         """Refuse a checkpoint this tool made for another scenario (its ``meta["scenario"]``).

@@ -111,6 +111,16 @@ class Split:
             return audit[np.isin(dataset.fine_labels[audit], fine)]
         return audit
 
+    def forgotten_class_mask(self, dataset: Dataset, indices: np.ndarray) -> np.ndarray:
+        """Which of the dataset ``indices`` belong to the forgotten class (class forgetting) or fine
+        class (sub-class forgetting); all False for every other kind of forget set."""
+        indices = np.asarray(indices)
+        if self.scenario == "class":
+            return dataset.y.numpy()[indices] == self.forget_class
+        if self.scenario == "subclass":
+            return np.isin(dataset.fine_labels[indices], np.unique(dataset.fine_labels[self.forget]))
+        return np.zeros(indices.size, dtype=bool)
+
     def summary(self) -> dict:
         return {
             "pool": int(self.pool.size),

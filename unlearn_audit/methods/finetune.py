@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_audit.methods.base import DataAccess, Unlearner, UnlearningTask, optim_params
+from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask, optim_params
 
 
 class Finetune(Unlearner):
@@ -20,7 +20,10 @@ class Finetune(Unlearner):
     title = "Fine-tune on retain (FT)"
     citation = "Jia et al., Model Sparsity Can Simplify Machine Unlearning, NeurIPS 2023 (FT baseline)"
     data_access = DataAccess.FORGET_RETAIN
-    params = optim_params(lr=0.01, epochs=10, batch_size=64)
+    params = {**optim_params(lr=0.01, epochs=10, batch_size=64),
+              "label_smoothing": Param(0.0, "label smoothing of the retain loss (0: plain cross-entropy; the "
+                                            "evasion suite's confidence-lowering fine-tune sets it)",
+                                       float, low=0.0, high=0.99)}
     test_accuracy_bound = 0.10
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
@@ -28,6 +31,6 @@ class Finetune(Unlearner):
 
         def step_loss(_):
             x, y = retain.next()
-            return F.cross_entropy(model(x), y)
+            return F.cross_entropy(model(x), y, label_smoothing=self.hp["label_smoothing"])
 
         return self.run(model, task, step_loss, self.steps_for(retain))

@@ -1,4 +1,5 @@
-"""Artefacts of ``unlearn-audit verify``: JUnit XML for CI systems and a Markdown report for people."""
+"""Artefacts of ``unlearn-audit verify``: console lines, JUnit XML for CI systems and a Markdown
+report for people. All read the JSON-ready dict :func:`unlearn_audit.verification.verify_model` returns."""
 
 from __future__ import annotations
 
@@ -7,43 +8,90 @@ from xml.etree import ElementTree as ET
 
 from unlearn_audit._io import atomic_write_text
 
-
-def write_junit(info: dict, path: str | Path) -> Path:
-    """Two test cases — forgetting and utility — FAIL → <failure>, INCONCLUSIVE → <skipped>."""
-    v = info["verdict"]
-    forget_failed = v["verdict"] == "FAIL" and v["p_value"] < v["alpha"]
-    suite = ET.Element("testsuite", name="unlearn-audit verify", tests="2",
-                       failures=str(int(forget_failed) + int(not v["utility"]["ok"])),
-                       skipped=str(int(v["verdict"] == "INCONCLUSIVE")))
-    # the JUnit schema puts <properties> before the test cases; strict consumers reject other orders
-    props = ET.SubElement(suite, "properties")
-    for key in ("verdict", "p_value", "power", "completeness"):
-        ET.SubElement(props, "property", name=key, value=str(v[key]))
-    forget = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify",
-                           name=f"forget set ({v['n_forget']} examples) behaves like retraining")
-    summary = "; ".join(v["reasons"])
-    if forget_failed:
-        ET.SubElement(forget, "failure", message=v["reasons"][0]).text = summary
-    elif v["verdict"] == "INCONCLUSIVE":
-        ET.SubElement(forget, "skipped", message=v["reasons"][0])
-    utility = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify", name="test accuracy within tolerance")
-    if not v["utility"]["ok"]:
-        ET.SubElement(utility, "failure", message=f"test accuracy drop {v['utility']['drop']:.2f} points "
-                                                  f"> tolerance {v['utility']['tolerance']}")
-    root = ET.Element("testsuites")
-    root.append(suite)
-    xml = ET.tostring(root, encoding="unicode")
-    return atomic_write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n")
+_PART_TITLES = {"forget": "forget set", "forgotten_unseen": "unseen, forgotten class", "retain": "retain set",
+                "unseen": "unseen data"}
+_DIRECTIONS = {"under": "under-forgetting", "over": "over-forgetting", "higher": "more confident",
+               "lower": "less confident", "scatter": "scattered"}
 
 
 def _fmt(x, spec=".3g"):
     return "—" if x is None else format(x, spec)
 
 
+def _completeness_text(v: dict) -> str:
+    if v["completeness"] is None:
+        return "not reported (power below the target)" if v["power_lower"] < v["min_power"] else "—"
+    ci = v["completeness_ci"]
+    text = f"{v['completeness']:.2f}".replace("-0.00", "0.00")
+    return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + " (1 = retrained, 0 = original)"
+
+
+def _references_text(info: dict) -> str:
+    refs, v = info["references"], info["verdict"]
+    text = (f"{refs['retrained']} retrained references ({v['n_fit']} fit + {v['n_calibration']} calibration) and "
+            f"{refs['originals']} originals")
+    if refs["auto"]:
+        earlier = [f"{t['references']}: {t['power_lower']:.0%}" for t in refs["tried"][:-1]]
+        text += ", chosen automatically" + (f" (power lower bound at {', '.join(earlier)})" if earlier else "")
+    return text
+
+
+def verdict_lines(info: dict) -> list[str]:
+    """What ``verify`` prints: the verdict and its reasons, one line per part, power, completeness,
+    utility, the guarantee and any advice."""
+    v = info["verdict"]
+    lines = [f"{v['verdict']}: " + "; ".join(v["reasons"])]
+    for name, part in v["parts"].items():
+        state = f"FAIL ({_DIRECTIONS[part['direction']]})" if part["failed"] else "ok"
+        lines.append(f"  {_PART_TITLES.get(name, name):<24} statistic {part['statistic']:7.3f}  critical "
+                     f"{part['critical']:7.3f}  retrained {part['null_mean']:.3f} ± {part['null_sd']:.3f}  originals "
+                     f"{part['originals_mean']:.3f}  {state}")
+    lines.append(f"power {v['power']:.0%} (95 % lower bound {v['power_lower']:.0%}); references: "
+                 f"{_references_text(info)}")
+    lines.append(f"completeness {_completeness_text(v)}; smallest detectable departure from retraining "
+                 f"{_fmt(v['min_detectable_departure'], '.2f')} of the way to the original; test accuracy "
+                 f"{v['utility']['test_accuracy']:.1f}% (retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
+    ic = info.get("interclass_confusion")
+    if ic:
+        a, b = ic["classes"]
+        lines.append(f"interclass confusion {a} <-> {b} on test images: target {ic['target']:.1f}%, retrained "
+                     f"{ic['retrained']:.1f}% ± {ic['retrained_sd']:.1f}, originals {ic['originals']:.1f}%")
+    lines.append(f"guarantee: {v['guarantee']}")
+    lines += [f"  - {line}" for line in v["advice"]]
+    return lines
+
+
+def write_junit(info: dict, path: str | Path) -> Path:
+    """One test case per part plus utility: a failed part → <failure>, INCONCLUSIVE → <skipped>."""
+    v = info["verdict"]
+    cases = [(f"{_PART_TITLES.get(name, name)} ({part['n_examples']} examples) behaves like retraining",
+              part["failed"], f"{_DIRECTIONS[part['direction']]}: statistic {part['statistic']:.3g} > critical "
+                              f"{part['critical']:.3g}") for name, part in v["parts"].items()]
+    cases.append(("test accuracy within tolerance", not v["utility"]["ok"],
+                  f"test accuracy drop {v['utility']['drop']:.2f} points > tolerance {v['utility']['tolerance']}"))
+    inconclusive = v["verdict"] == "INCONCLUSIVE"
+    suite = ET.Element("testsuite", name="unlearn-audit verify", tests=str(len(cases)),
+                       failures=str(sum(failed for _, failed, _ in cases)), skipped=str(int(inconclusive)))
+    # the JUnit schema puts <properties> before the test cases; strict consumers reject other orders
+    props = ET.SubElement(suite, "properties")
+    for key in ("verdict", "p_value", "power", "power_lower", "completeness", "guarantee"):
+        ET.SubElement(props, "property", name=key, value=str(v[key]))
+    summary = "; ".join(v["reasons"])
+    for k, (name, failed, message) in enumerate(cases):
+        case = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify", name=name)
+        if failed:
+            ET.SubElement(case, "failure", message=message).text = summary
+        elif inconclusive and k == 0:
+            ET.SubElement(case, "skipped", message=v["reasons"][0])
+    root = ET.Element("testsuites")
+    root.append(suite)
+    xml = ET.tostring(root, encoding="unicode")
+    return atomic_write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n' + xml + "\n")
+
+
 def markdown_report(info: dict) -> str:
     v, sc = info["verdict"], info["scenario"]
     u = v["utility"]
-    ci = v["completeness_ci"]
     lines = [
         f"# unlearn-audit verify: **{v['verdict']}**",
         "",
@@ -54,29 +102,46 @@ def markdown_report(info: dict) -> str:
         *[f"- {r}" for r in v["reasons"]],
         *(["", "## What would help", *[f"- {a}" for a in v["advice"]]] if v["advice"] else []),
         "",
+        "## Parts",
+        "The target is compared with retrained references on each part; the statistic is the log mean square "
+        "of its deviations (on forget parts: from its own calibration map fitted on unseen data), and a part "
+        "fails above its critical value.",
+        "",
+        "| part | examples | statistic | critical | retrained (mean ± sd) | originals | smallest failing α | result |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {_PART_TITLES.get(n, n)} | {p['n_examples']} | {p['statistic']:.3f} | {p['critical']:.3f} | "
+          f"{p['null_mean']:.3f} ± {p['null_sd']:.3f} | {p['originals_mean']:.3f} | {_fmt(p['p_value'])} | "
+          f"{'**FAIL** (' + _DIRECTIONS[p['direction']] + ')' if p['failed'] else 'ok'} |"
+          for n, p in v["parts"].items()],
+        "",
         "## Numbers",
         "| quantity | value |",
         "|---|---|",
-        f"| p-value (two-sided, H0: behaves like retraining) | {_fmt(v['p_value'])} (α = {v['alpha']}) |",
-        f"| power against the originals | {v['power']:.0%} ({v['n_originals']} originals, {v['n_retrained']} retrained references) |",
-        f"| statistic S (mean per-example log-LR, IN vs OUT) | target {_fmt(v['statistic'])}; retrained {_fmt(v['null_mean'])} ± {_fmt(v['null_sd'])}; originals {_fmt(v['original_mean'])} |",
-        f"| forgetting completeness (1 = like retraining, 0 = like the original; above 1: further from the "
-        f"original than retraining, i.e. over-forgetting) | {_fmt(v['completeness'])}"
-        + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "") + " |",
-        f"| smallest detectable departure from retraining | {_fmt(v['min_detectable_completeness'])} of the original–retrained gap |",
-        f"| test accuracy | {u['test_accuracy']:.2f}% vs retrained {u['retrained_test_accuracy']:.2f}% ± {u['retrained_test_accuracy_sd']:.2f} (tolerance {u['tolerance']} points) |",
-        f"| forget examples that still leak (BH) | {len(v['leaking'])} |",
+        f"| guarantee | {v['guarantee']} |",
+        f"| smallest α at which this bank would FAIL the target | {_fmt(v['p_value'])} (α = {v['alpha']}) |",
+        f"| power: share of original models that FAIL on the forget set | {v['power']:.1%} (95 % lower bound "
+        f"{v['power_lower']:.1%}; target {v['min_power']:.0%}) |",
+        f"| references | {_references_text(info)} |",
+        f"| forgetting completeness on the forget set | {_completeness_text(v)} |",
+        f"| smallest detectable departure from retraining (fraction of the way to the original) | "
+        f"{_fmt(v['min_detectable_departure'], '.2f')} |",
+        f"| test accuracy | {u['test_accuracy']:.2f}% vs retrained {u['retrained_test_accuracy']:.2f}% ± "
+        f"{u['retrained_test_accuracy_sd']:.2f} (tolerance {u['tolerance']} points) |",
+        f"| forget examples that still look remembered | {len(v['leaking'])} (of {v['separated']} on which the "
+        f"references separate originals from retrained models) |",
     ]
     ic = info.get("interclass_confusion")
     if ic:
-        lines.insert(len(lines), f"| interclass confusion {ic['classes'][0]} ↔ {ic['classes'][1]} (test images "
-                                 f"predicted as the other class) | target {ic['target']:.1f}%; retrained "
-                                 f"{ic['retrained']:.1f}% ± {ic['retrained_sd']:.1f}; originals {ic['originals']:.1f}% |")
+        lines.append(f"| interclass confusion {ic['classes'][0]} ↔ {ic['classes'][1]} (test images predicted as the "
+                     f"other class) | target {ic['target']:.1f}%; retrained {ic['retrained']:.1f}% ± "
+                     f"{ic['retrained_sd']:.1f}; originals {ic['originals']:.1f}% |")
     if info.get("leaking_indices"):
         shown = ", ".join(map(str, info["leaking_indices"][:50]))
-        lines += ["", f"Leaking examples (dataset indices): {shown}" + (" …" if len(info["leaking_indices"]) > 50 else "")]
-    lines += ["", f"Queries: {', '.join(info['queries'])}. Reference seeds: originals {info['original_seeds']}, "
-                  f"retrained {info['reference_seeds']}."]
+        lines += ["", f"Examples that still look remembered (dataset indices): {shown}"
+                  + (" …" if len(info["leaking_indices"]) > 50 else "")]
+    refs = info["references"]
+    lines += ["", f"Queries: {', '.join(info['queries'])}. Reference seeds: fit {refs['fit_seeds']}, calibration "
+                  f"{refs['calibration_seeds']}, originals {refs['original_seeds']}."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,219 @@
+"""The ``verify`` pipeline: scenario → reference banks (grown until the audit has power) →
+per-part signals → :class:`~unlearn_audit.verify.Gate` → verdict.
+
+The decision itself is pure numpy in :mod:`unlearn_audit.verify`; this module runs the models.
+Bank sizes are chosen *before* the target is scored — ``references = "auto"`` tries 16, 32, 64, …
+retrained references (and half as many originals) until the gate's power against the originals is
+met or ``max_references`` is reached — so looking at several sizes does not inflate the false-FAIL
+rate. Reference models and their signals come from the store: a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from unlearn_audit.audit import default_queries, model_signals
+from unlearn_audit.config import Config
+from unlearn_audit.scenario import Scenario
+from unlearn_audit.signals import SignalSet, bank_signals, compute_logits
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.verify import (
+    FIT_EVERY, Verdict, FORGET, FORGOTTEN_UNSEEN, MIN_ORIGINALS, MIN_RETRAINED, RETAIN, UNSEEN, Gate, split_references,
+)
+
+#: At most this many retain / unseen examples are scored (a seeded sample of larger sets): the
+#: statistics are means over examples, and their spread across models does not shrink beyond this.
+MAX_PART_EXAMPLES = 2000
+
+
+def verify_parts(scenario: Scenario) -> dict[str, np.ndarray]:
+    """Dataset indices of each part the target is compared on (see :mod:`unlearn_audit.verify`)."""
+    s, ds = scenario.split, scenario.dataset
+    rng = np.random.default_rng([s.seed, 0x7E51F1])
+
+    def sample(idx: np.ndarray) -> np.ndarray:
+        return idx if idx.size <= MAX_PART_EXAMPLES else np.sort(rng.choice(idx, MAX_PART_EXAMPLES, replace=False))
+
+    unseen = np.concatenate([s.audit_heldout, s.test])
+    forgotten = s.forgotten_class_mask(ds, unseen)
+    parts = {FORGET.name: s.forget, RETAIN.name: sample(s.retain), UNSEEN.name: sample(unseen[~forgotten])}
+    if forgotten.any():
+        parts[FORGOTTEN_UNSEEN.name] = sample(unseen[forgotten])
+    return parts
+
+
+def _bounds(parts: dict[str, np.ndarray]) -> dict[str, slice]:
+    """Where each part lies in the concatenation of all parts' indices."""
+    edges = np.cumsum([0] + [idx.size for idx in parts.values()])
+    return {name: slice(edges[i], edges[i + 1]) for i, name in enumerate(parts)}
+
+
+@dataclasses.dataclass
+class _Signals:
+    """φ averaged over queries (models, examples) and identity-query correctness, on the concatenated parts."""
+
+    phi: np.ndarray
+    correct: np.ndarray
+
+    @classmethod
+    def of(cls, signals: SignalSet) -> "_Signals":
+        return cls(np.atleast_2d(signals.phi.mean(-1)), np.atleast_2d(signals.correct[..., 0]))
+
+    def parts(self, bounds: dict[str, slice]) -> dict[str, np.ndarray]:
+        return {name: self.phi[:, where] for name, where in bounds.items()}
+
+
+@dataclasses.dataclass
+class References:
+    """The models of one kind a verdict used: the models, their store keys and seeds, the seeds left
+    out (identical to the target) and their signals."""
+
+    models: list
+    keys: list[str]
+    seeds: list[int]
+    identical: list[int]
+    signals: _Signals | None = None
+
+
+def references_other_than(target, scenario: Scenario, kind: str, count: int, progress: bool) -> References:
+    """``count`` models of the scenario's ``kind`` bank, none with exactly the weights of ``target``
+    (if given: ``train`` hands out bank models, so a target may be one of them)."""
+    ours = {} if target is None else {k: v.cpu() for k, v in target.state_dict().items()}
+
+    def same(model) -> bool:
+        if target is None:
+            return False
+        theirs = model.state_dict()
+        return theirs.keys() == ours.keys() and all(torch.equal(theirs[k].cpu(), ours[k]) for k in ours)
+
+    bank = scenario.bank(kind, count, progress=progress)
+    dropped = [i for i, m in enumerate(bank.models) if same(m)]
+    if dropped:
+        bank = scenario.bank(kind, count + len(dropped), progress=progress)
+    kept = [i for i in range(len(bank.models)) if i not in dropped][:count]
+    return References([bank.models[i] for i in kept], [bank.keys[i] for i in kept], [int(bank.seeds[i]) for i in kept],
+                      [int(bank.seeds[i]) for i in dropped])
+
+
+def _bank_signals(refs: References, scenario: Scenario, indices: np.ndarray, queries) -> _Signals:
+    return _Signals.of(bank_signals(refs, scenario.dataset, indices, queries, store=scenario.store,
+                                    accel=scenario.accel))
+
+
+def _target_signals(target, scenario: Scenario, indices: np.ndarray, queries) -> _Signals:
+    idx = torch.as_tensor(indices)
+    logits = compute_logits([target], scenario.dataset.x[idx], queries, scenario.accel)
+    return _Signals.of(SignalSet.from_logits(logits, scenario.dataset.y.numpy()[indices]))
+
+
+def check_reference_counts(v) -> None:
+    """Refuse reference counts the gate cannot work with, naming the options to raise."""
+    refs = v.reference_sizes()[0]
+    if refs < MIN_RETRAINED or v.originals_for(refs) < MIN_ORIGINALS:
+        raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained (--references; a quarter fit the references' means, "
+                          f"the others calibrate) and {MIN_ORIGINALS} original (--originals) reference models, "
+                          f"got {refs} and {v.originals_for(refs)}")
+
+
+@dataclasses.dataclass
+class PreparedGate:
+    """A scenario's gate with the references it was built from, ready to judge models."""
+
+    scenario: Scenario
+    gate: Gate
+    parts: dict[str, np.ndarray]  # dataset indices of each part
+    queries: tuple[str, ...]
+    originals: References
+    retrained: References
+    tried: list[dict]
+
+    @property
+    def _indices(self) -> np.ndarray:
+        return np.concatenate(list(self.parts.values()))
+
+    @property
+    def bounds(self) -> dict[str, slice]:
+        return _bounds(self.parts)
+
+    @property
+    def test_positions(self) -> np.ndarray:
+        return np.flatnonzero(np.isin(self._indices, self.scenario.split.test))
+
+    def judge(self, model, *, utility_tolerance: float = 2.0, seed: int = 0) -> Verdict:
+        """The verdict on ``model`` (an ``nn.Module`` of the scenario's architecture)."""
+        tgt = _target_signals(model.eval(), self.scenario, self._indices, self.queries)
+        test = self.test_positions
+        return self.gate.judge({n: tgt.phi[0, w] for n, w in self.bounds.items()},
+                               test_accuracy=100 * float(tgt.correct[0, test].mean()),
+                               retrained_test_accuracy=100 * self.retrained.signals.correct[:, test].mean(-1),
+                               utility_tolerance=utility_tolerance, seed=seed)
+
+
+def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -> PreparedGate:
+    """Build (or load) the reference banks for ``v`` (a :class:`~unlearn_audit.config.VerifyConfig`)
+    and the gate: with ``references = "auto"``, sizes from the ladder until the gate is powered, or
+    until more references could not make it so (:attr:`~unlearn_audit.verify.Gate.hopeless`).
+    Reference models identical to ``target`` are replaced by the next ones of their bank."""
+    check_reference_counts(v)
+    parts = verify_parts(scenario)
+    indices = np.concatenate(list(parts.values()))
+    queries = default_queries(scenario.recipe.augment)
+    tried = []
+    for k in v.reference_sizes():
+        k_o = v.originals_for(k)
+        originals = references_other_than(target, scenario, "original", k_o, progress)
+        retrained = references_other_than(target, scenario, "retrain", k, progress)
+        originals.signals = _bank_signals(originals, scenario, indices, queries)
+        retrained.signals = _bank_signals(retrained, scenario, indices, queries)
+        fit, calibration = split_references(retrained.signals.parts(_bounds(parts)))
+        gate = Gate(fit, calibration, originals.signals.parts(_bounds(parts)), alpha=v.alpha, gamma=v.gamma,
+                    min_power=v.min_power)
+        tried.append({"references": k, "originals": k_o, "power": gate.power, "power_lower": gate.power_lower,
+                      "power_limit": gate.power_limit})
+        if gate.powered or gate.hopeless:
+            break
+    return PreparedGate(scenario, gate, parts, queries, originals, retrained, tried)
+
+
+def verify_model(config: Config, model_path, *, progress: bool = True) -> dict:
+    """Certify the checkpoint at ``model_path`` for the scenario of ``config``: the verdict
+    (:meth:`~unlearn_audit.verify.Verdict.to_dict`) and its context, as one JSON-ready dict."""
+    start = time.perf_counter()
+    v = config.verify
+    check_reference_counts(v)  # before any model trains
+    scenario = Scenario.from_config(config, progress=progress)
+    target, record = scenario.load_model(model_path)
+    prepared = prepare_gate(scenario, v, target=target, progress=progress)
+    verdict = prepared.judge(target, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
+    originals, retrained, parts, queries = prepared.originals, prepared.retrained, prepared.parts, prepared.queries
+    for kind, refs in (("original", originals), ("retrained", retrained)):
+        if refs.identical:
+            verdict.reasons.append(f"the target is identical to the {kind} reference model with seed "
+                                   f"{refs.identical[0]}; it was replaced by the next model of that bank (a model is "
+                                   f"no reference for itself)")
+    info = {
+        "model": str(model_path), "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
+        "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
+        "references": {"auto": v.references == "auto", "retrained": len(retrained.models),
+                       "originals": len(originals.models), "tried": prepared.tried,
+                       "fit_seeds": retrained.seeds[0::FIT_EVERY],
+                       "calibration_seeds": [s for i, s in enumerate(retrained.seeds) if i % FIT_EVERY],
+                       "original_seeds": originals.seeds},
+        "parts": {n: int(idx.size) for n, idx in parts.items()},
+        "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
+        "checkpoint_meta": record.get("meta", {}),
+    }
+    if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
+        ic = {name: [100 * model_signals(m, scenario, queries, parts=("test",)).interclass_confusion for m in models]
+              for name, models in (("target", [target]), ("originals", originals.models),
+                                   ("retrained", retrained.models))}
+        info["interclass_confusion"] = {"classes": list(scenario.split.confusion), "target": ic["target"][0],
+                                        "retrained": float(np.mean(ic["retrained"])),
+                                        "retrained_sd": float(np.std(ic["retrained"])),
+                                        "originals": float(np.mean(ic["originals"]))}
+    info["seconds"] = round(time.perf_counter() - start, 3)
+    return info
