@@ -71,7 +71,7 @@ def test_retraining_removes_the_planted_confusion_that_the_originals_show(tmp_pa
 def test_verify_reports_the_leftover_confusion(tmp_path):
     config = dataclasses.replace(Config(data=DataConfig(forget="confusion:3,8:0.5")),
                                  run=RunConfig(device="cpu", store=str(tmp_path / "store")),
-                                 verify=VerifyConfig(references=5, originals=3))
+                                 verify=VerifyConfig(references=8, originals=4))
     original = Scenario.from_config(config).bank("original", 1, seed=99).models[0]
     path = tmp_path / "original.pt"
     from unlearn_audit.models.checkpoint import save_checkpoint

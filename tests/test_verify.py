@@ -203,8 +203,8 @@ def test_bad_signals_and_settings():
     with pytest.raises(ConfigError, match="covers parts"):
         _judge(world.gate(), {"forget": world.model()["forget"]})
     fit, cal = split_references(world.models(16))
-    with pytest.raises(ConfigError, match="at least 5 retrained"):
-        Gate({p: v[:1] for p, v in fit.items()}, cal, world.models(4, original=True))
+    with pytest.raises(ConfigError, match="at least 4 retrained"):
+        Gate(fit, {p: v[:2] for p, v in cal.items()}, world.models(4, original=True))
     with pytest.raises(ConfigError, match="alpha must be in"):
         Gate(fit, cal, world.models(4, original=True), alpha=1.5)
     with pytest.raises(ConfigError, match="unknown part 'extra'"):
@@ -259,8 +259,8 @@ def test_retrained_model_passes(workdir):
 
 
 def test_too_few_references_is_bad_input(workdir):
-    result = _verify(workdir, "original.pt", "--references", "4")
-    assert result.exit_code == 2 and "at least 5 retrained" in result.stderr
+    result = _verify(workdir, "original.pt", "--references", "3")
+    assert result.exit_code == 2 and "at least 4 retrained" in result.stderr
     result = _verify(workdir, "original.pt", "--originals", "2")
     assert result.exit_code == 2 and "(--originals)" in result.stderr and "got 16 and 2" in result.stderr
     result = _verify(workdir, "original.pt", "--references", "many")
@@ -276,5 +276,5 @@ def test_checkpoint_of_another_scenario_is_bad_input(workdir):
     assert result.exit_code == 2 and "another training recipe" in result.stderr and "epochs 30" in result.stderr
     result = _verify(workdir, "retrained.pt", "--forget", "class:3")
     assert result.exit_code == 2 and "another forget set (random:0.1)" in result.stderr
-    result = _verify(workdir, "original.pt", "--forget", "class:3", "--references", "5", "--originals", "3")
+    result = _verify(workdir, "original.pt", "--forget", "class:3", "--references", "8", "--originals", "4")
     assert result.exit_code == 1, result.output

@@ -256,8 +256,9 @@ def unlearn(config_path, method, model_path, out, params, **flags):
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint of the model that claims to have forgotten the scenario's forget set.")
 @click.option("--references", help="Retrained reference models: 'auto' (default) grows the bank 16 → 32 → 64 → … "
-                                    "until the power target is met; or a number (at least 5). Half fit the "
-                                    "references' means, half calibrate the critical values. Overrides verify.references.")
+                                    "until the power target is met; or a number (at least 4). A quarter fit the "
+                                    "references' means, the others calibrate the critical values. Overrides "
+                                    "verify.references.")
 @click.option("--originals", help="Original models trained on the full pool (the positive control that measures "
                                   "power): 'auto' (default: half the references) or a number (at least 3). "
                                   "Overrides verify.originals.")
@@ -313,9 +314,9 @@ def verify(config_path, model_path, references, originals, max_references, alpha
 @click.option("--threshold", type=float,
               help="Cosine similarity from which a retained example counts as near (default: the median "
                    "similarity of held-out examples to their closest retained example).")
-@click.option("--references", type=int, help="Retrained reference models (at least 5). Overrides verify.references "
+@click.option("--references", type=int, help="Retrained reference models. Overrides verify.references "
                                             "(default: 4 where verify.references is auto).")
-@click.option("--originals", type=int, help="Original models (at least 3). Overrides verify.originals (default: 4 "
+@click.option("--originals", type=int, help="Original models. Overrides verify.originals (default: 4 "
                                            "where verify.originals is auto).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Write the groups and every forget example's neighbour as JSON.")

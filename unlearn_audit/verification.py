@@ -172,9 +172,10 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
         fit, calibration = split_references(retrained.signals.parts(_bounds(parts)))
         gate = Gate(fit, calibration, originals.signals.parts(_bounds(parts)), alpha=v.alpha, gamma=v.gamma,
                     min_power=v.min_power)
+        stop = "powered" if gate.powered else "hopeless" if gate.hopeless else None
         tried.append({"references": k, "originals": k_o, "power": gate.power, "power_lower": gate.power_lower,
-                      "power_limit": gate.power_limit})
-        if gate.powered or gate.hopeless:
+                      "power_limit": gate.power_limit, "stop": stop or "cap"})
+        if stop:
             break
     return PreparedGate(scenario, gate, parts, queries, originals, retrained, tried)
 

@@ -77,8 +77,8 @@ from unlearn_audit.tolerance import content_at, exceedance_lower_bound, one_side
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
-MIN_FIT, MIN_CALIBRATION, MIN_ORIGINALS = 2, 3, 3
-MIN_RETRAINED = 5  # the smallest bank whose split (see split_references) has MIN_FIT + MIN_CALIBRATION models
+MIN_FIT, MIN_CALIBRATION, MIN_ORIGINALS = 1, 3, 3
+MIN_RETRAINED = 4  # the smallest bank whose split (see split_references) has MIN_FIT + MIN_CALIBRATION models
 POWER_CONFIDENCE = 0.95
 #: Below this power even with unlimited calibration references (:attr:`Gate.power_limit`), more
 #: references are not worth training: ``references = "auto"`` stops growing, and the advice says so.
@@ -244,8 +244,9 @@ class Gate:
         self.parts = [p for p in PARTS if p.name in names]
         self.n_fit, self.n_calibration, self.n_originals = sizes["fit"], sizes["calibration"], sizes["originals"]
         self.mu = {p: fit[p].mean(0) for p in names}
-        # descriptive unit of the control deviations: the fit's pooled within-example spread
-        self.sigma = {p: max(float(np.sqrt(fit[p].var(0, ddof=1).mean())), 1e-12) for p in names}
+        # unit of the control deviations (a constant offset of V, so only descriptive): how far a
+        # calibration model typically lies from μ
+        self.sigma = {p: max(float(np.sqrt(((cal[p] - self.mu[p]) ** 2).mean())), 1e-12) for p in names}
         self._cal_phi, self._orig_phi = cal, orig
         self.calibration = self.scores(cal)
         self.originals = self.scores(orig)
@@ -380,9 +381,13 @@ class Gate:
             completeness, ci = self._completeness(scores, bootstrap, seed)
         leaking, ex_p, separated = self._leaks(scores)
         if leaking:
-            reasons.append(f"{len(leaking)} of {tgt[FORGET.name].size} forget examples still look remembered: on each, "
-                           f"the references tell originals from retrained models and the target sits with the "
-                           f"originals (Benjamini–Hochberg, α = {self.alpha:g})")
+            finding = (f"{len(leaking)} of {tgt[FORGET.name].size} forget examples still look remembered: on each, the "
+                       f"references tell originals from retrained models and the target sits with the originals "
+                       f"(Benjamini–Hochberg, α = {self.alpha:g})")
+            if verdict == FAIL:
+                reasons.append(finding)
+            else:  # a per-example finding, not the gate's decision: worth a look, not a reason
+                advice.append(f"look at the examples one by one (leaking_indices in the JSON): {finding}")
         return Verdict(
             verdict=verdict, reasons=reasons, guarantee=self.guarantee(), p_value=float(p_value), power=self.power,
             power_lower=self.power_lower, alpha=self.alpha, gamma=self.gamma, min_power=self.min_power, parts=parts,
@@ -467,8 +472,9 @@ def _failure_reasons(failed: list[Part], parts: dict[str, PartResult]) -> list[s
         r = parts[part.name]
         if r.direction == "scatter":
             reasons.append(f"on {part.words} its outputs differ example by example from those of retrained models "
-                           f"more than retrained models differ among themselves: another training procedure, "
-                           f"damage or added noise (statistic {r.statistic:.3g} > critical {r.critical:.3g})")
+                           f"more than retrained models differ among themselves, as after training on other data "
+                           f"or with another procedure, damage or added noise (statistic {r.statistic:.3g} > "
+                           f"critical {r.critical:.3g})")
         else:
             way = "less" if r.direction == "lower" else "more"
             reasons.append(f"on {part.words} it is {way} confident than any retrained model (statistic "

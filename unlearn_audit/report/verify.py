@@ -26,6 +26,12 @@ def _completeness_text(v: dict) -> str:
     return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + " (1 = retrained, 0 = original)"
 
 
+def _departure_text(v: dict) -> str:
+    d = v["min_detectable_departure"]
+    return "none (not even an original model is failed more often than not)" if d is None else \
+        f"{d:.2f} of the way to the original"
+
+
 def _references_text(info: dict) -> str:
     refs, v = info["references"], info["verdict"]
     text = (f"{refs['retrained']} retrained references ({v['n_fit']} fit + {v['n_calibration']} calibration) and "
@@ -33,6 +39,8 @@ def _references_text(info: dict) -> str:
     if refs["auto"]:
         earlier = [f"{t['references']}: {t['power_lower']:.0%}" for t in refs["tried"][:-1]]
         text += ", chosen automatically" + (f" (power lower bound at {', '.join(earlier)})" if earlier else "")
+        text += {"powered": "", "hopeless": "; more would not help",
+                 "cap": "; the cap (--max-references) was reached"}[refs["tried"][-1]["stop"]]
     return text
 
 
@@ -48,9 +56,9 @@ def verdict_lines(info: dict) -> list[str]:
                      f"{part['originals_mean']:.3f}  {state}")
     lines.append(f"power {v['power']:.0%} (95 % lower bound {v['power_lower']:.0%}); references: "
                  f"{_references_text(info)}")
-    lines.append(f"completeness {_completeness_text(v)}; smallest detectable departure from retraining "
-                 f"{_fmt(v['min_detectable_departure'], '.2f')} of the way to the original; test accuracy "
-                 f"{v['utility']['test_accuracy']:.1f}% (retrained {v['utility']['retrained_test_accuracy']:.1f}%)")
+    lines.append(f"completeness {_completeness_text(v)}; smallest detectable departure from retraining: "
+                 f"{_departure_text(v)}; test accuracy {v['utility']['test_accuracy']:.1f}% (retrained "
+                 f"{v['utility']['retrained_test_accuracy']:.1f}%)")
     ic = info.get("interclass_confusion")
     if ic:
         a, b = ic["classes"]
@@ -123,8 +131,7 @@ def markdown_report(info: dict) -> str:
         f"{v['power_lower']:.1%}; target {v['min_power']:.0%}) |",
         f"| references | {_references_text(info)} |",
         f"| forgetting completeness on the forget set | {_completeness_text(v)} |",
-        f"| smallest detectable departure from retraining (fraction of the way to the original) | "
-        f"{_fmt(v['min_detectable_departure'], '.2f')} |",
+        f"| smallest detectable departure from retraining, on the forget set | {_departure_text(v)} |",
         f"| test accuracy | {u['test_accuracy']:.2f}% vs retrained {u['retrained_test_accuracy']:.2f}% ± "
         f"{u['retrained_test_accuracy_sd']:.2f} (tolerance {u['tolerance']} points) |",
         f"| forget examples that still look remembered | {len(v['leaking'])} (of {v['separated']} on which the "
