@@ -14,7 +14,9 @@ the guarantee allows 1 − γ = 10 % of banks, plus Monte-Carlo slack), realised
 own 95 % lower bound, the smallest detectable departure from retraining (fraction of the way to the
 original, on the forget set), and evasions that PASS (over all banks). The v1 columns run the first
 ``verify`` on the same banks: mean LiRA log-ratio S over the forget set, one pooled σ, references
-left out of their own fits, and a two-sided prediction-interval test.
+left out of their own fits, and a two-sided prediction-interval test. Last, ``--blends`` seeds of
+weight-space blends between an original and a model retrained from the same initialisation, judged
+by the default gate: where between "remembers" and "retrained" it starts to pass.
 
     .venv/bin/python benchmarks/verify_calibration.py [--forget random:0.1] [--sizes 4 8 16 32 64]
 """
@@ -81,6 +83,7 @@ def main():
     ap.add_argument("--banks", type=int, default=100)
     ap.add_argument("--store", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--blends", type=int, default=10, help="seeds of the same-initialisation blend check (0: skip)")
     args = ap.parse_args()
     config = Config()
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, forget=args.forget),
@@ -139,7 +142,38 @@ def main():
                                   "power", "power 95% LB", "min detectable", "evasions passing",
                                   "v1 false-FAIL med / p90 / banks > α", "v1 power", "v1 passes temperature"],
                    tablefmt="github"))
+    if args.blends:
+        print(same_init_blends(scenario, config, args.blends))
     print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def same_init_blends(scenario, config, seeds: int) -> str:
+    """The gate's sensitivity in weight space: originals and models retrained from the *same*
+    initialisation (same seed) are linearly connected, so θ = (1 − λ)·θ_original + λ·θ_retrained is
+    a model λ of the way to retraining. Verdicts of the default gate per λ."""
+    import torch
+
+    from unlearn_audit.training.trainer import fit, init_model
+    from unlearn_audit.verification import prepare_gate
+
+    prepared = prepare_gate(scenario, config.verify, progress=False)
+    pool, retain = scenario.tensors(scenario.split.pool), scenario.tensors(scenario.split.retain)
+    lams = (0.0, 0.25, 0.5, 0.75, 1.0)
+    verdicts = {lam: [] for lam in lams}
+    for seed in range(5000, 5000 + seeds):
+        ends = [fit(init_model(scenario.recipe, scenario.dataset.num_classes, scenario.dataset.input_shape, seed=seed,
+                               x=data.x), data.x, data.y, scenario.recipe, seed=seed, accel=scenario.accel)
+                for data in (pool, retain)]
+        for lam in lams:
+            blend = init_model(scenario.recipe, scenario.dataset.num_classes, scenario.dataset.input_shape, seed=seed,
+                               x=pool.x)
+            with torch.no_grad():
+                for p, a, b in zip(blend.parameters(), *(m.parameters() for m in ends)):
+                    p.copy_((1 - lam) * a + lam * b)
+            verdicts[lam].append(prepared.judge(scenario.accel.prepare_model(blend)).verdict)
+    rows = [[lam, sum(v == "PASS" for v in vs), sum(v == "FAIL" for v in vs)] for lam, vs in verdicts.items()]
+    return ("same-initialisation blends, λ of the way from the original to retraining (default gate):\n"
+            + tabulate(rows, headers=["λ", "PASS", "FAIL"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -40,11 +40,10 @@ def test_no_evasion_passes_at_any_strength(digits, family):
 
 @pytest.mark.parametrize("family", list(EVASIONS))
 def test_no_evasion_passes_after_the_adversary_recalibrates(digits, family):
-    """Each family at its mildest and strongest, then the temperature that brings the model closest to
-    passing by the gate's own margin: what is left of the original is still caught."""
+    """Each family at every strength, then the temperature that brings the model closest to passing by
+    the gate's own margin: what is left of the original is still caught."""
     scenario, prepared, originals = digits
-    grid = EVASIONS[family].grid
-    for strength in (grid[0], grid[-1]):
+    for strength in EVASIONS[family].grid:
         for seed, original in enumerate(originals[:2]):
             task = scenario.task(seed)
             tuned, temperature = recalibrate(evade(original, family, strength, task), task,
