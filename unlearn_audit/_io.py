@@ -107,3 +107,28 @@ def ensure_writable_dir(path: str | Path) -> Path:
     except OSError as err:
         raise StoreError(f"output directory {str(path)!r} is not writable ({err.strerror or err}); pass a writable --out") from None
     return path
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a regular file — ``"does not exist"``, ``"is a directory"``,
+    ``"is a FIFO (named pipe)"``, ``"is a character device"`` (e.g. a link to /dev/zero), … — or
+    None when it is one (symbolic links are followed). Reading a FIFO or a device would block or
+    never end, so callers refuse them with this description."""
+    import stat
+
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "does not exist"
+    except OSError as err:
+        return f"cannot be examined ({err.strerror or err})"
+    if stat.S_ISREG(mode):
+        return None
+    for test, words in ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+                        (stat.S_ISCHR, "is a character device"), (stat.S_ISBLK, "is a block device"),
+                        (stat.S_ISSOCK, "is a socket")):
+        if test(mode):
+            target = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
+            return words + target
+    return "is not a regular file"
