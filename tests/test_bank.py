@@ -139,7 +139,7 @@ def test_sigkill_mid_build_then_resume(digits, split, tmp_path):
     store = Store(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", _BUILD, str(tmp_path)], cwd=Path(__file__).parents[1])
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 600  # a guard against hanging, not a timing check
         while _models_in(store) < 2 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)

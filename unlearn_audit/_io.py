@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from unlearn_audit.errors import StoreError
+from unlearn_audit.errors import EnvironmentProblem, StoreError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -29,6 +29,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        raise EnvironmentProblem(f"cannot write {path}: {err.strerror or err}; free space or choose another "
+                                 f"location") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unlearn_audit._io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
-from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench
+from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench, with_params
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, get_method
@@ -105,9 +105,13 @@ def list_references(store_root: str | Path | None) -> list[dict]:
     return list_banks(Store(root))
 
 
-def bench(config: Config, *, progress: bool = True, report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:
+def bench(config: Config, *, params: dict | None = None, progress: bool = True,
+          report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:
     """Run the method comparison, write ``results.json`` under ``config.bench.out`` and, when
-    ``report_dir`` is given, an HTML report there."""
+    ``report_dir`` is given, an HTML report there. ``params`` ({method: {key: value}}) override the
+    configured hyperparameters of methods this run applies."""
+    if params:
+        config = with_params(config, params)
     out_dir = ensure_writable_dir(config.bench.out)
     if report_dir is not None:
         ensure_writable_dir(report_dir)

@@ -49,6 +49,8 @@ from unlearn_audit.training.recipe import Recipe
 from unlearn_audit.training.trainer import TRAINER_VERSION
 
 KINDS = ("original", "retrain", "shadow")
+#: Far beyond any useful bank; stops a mistyped count from building a membership matrix that fills memory.
+MAX_BANK_MODELS = 100_000
 
 
 def shadow_keep(count: int, size: int, seed: int) -> np.ndarray:
@@ -88,6 +90,9 @@ class BankSpec:
             raise ConfigError(f"unknown bank kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if not isinstance(self.count, int) or self.count < 1:
             raise ConfigError(f"a bank needs at least one model, got count {self.count!r}")
+        if self.count > MAX_BANK_MODELS:
+            raise ConfigError(f"a bank holds at most {MAX_BANK_MODELS:,} models, got count {self.count:,}; build "
+                              f"what you need (LiRA saturates by a few hundred references)")
         if self.kind == "shadow":
             shadow_keep(self.count, 1, self.seed)  # validates the count
 
@@ -170,7 +175,8 @@ class BuildResult:
 
 def _ensure_bank_entry(store: Store, spec: BankSpec) -> str:
     key = store.key(spec.fields)
-    if _intact(store, key, repair="rewriting the bank's membership matrix"):
+    shapes = {"keep": (spec.count, spec.split.pool.size), "seeds": (spec.count,)}
+    if _intact(store, key, repair="rewriting the bank's membership matrix", shapes=shapes):
         return key
     seeds = np.array([spec.model_seed(i) for i in range(spec.count)], dtype=np.int64)
     store.put_arrays(key, {"keep": spec.keep.astype(np.uint8), "seeds": seeds}, kind="bank", fields=spec.fields,
@@ -178,13 +184,19 @@ def _ensure_bank_entry(store: Store, spec: BankSpec) -> str:
     return key
 
 
-def _intact(store: Store, key: str, repair: str = "retraining that model") -> bool | None:
-    """True if the entry is there and matches its hash, None if absent, False if corrupt (removed,
-    with a warning that says how it will be repaired)."""
+def _intact(store: Store, key: str, repair: str = "retraining that model", shapes: dict | None = None) -> bool | None:
+    """True if the entry is there, matches its hash and (given ``shapes``, name → shape) holds
+    exactly those tensors; None if absent; False if corrupt or stale — e.g. written by another
+    version with other shapes under the same key (removed, with a warning that says how it will be
+    repaired)."""
     if not store.has(key):
         return None
     try:
-        store.get_tensors(key)
+        tensors = store.get_tensors(key)
+        if shapes is not None and {k: tuple(v.shape) for k, v in tensors.items()} != \
+                {k: tuple(v) for k, v in shapes.items()}:
+            raise CorruptEntryError(f"store entry {key} is stale: its tensors have other names or shapes than "
+                                    f"this version expects")
         return True
     except CorruptEntryError as err:
         warnings.warn(f"{err}; {repair}", stacklevel=3)
@@ -206,8 +218,10 @@ def build_bank(store: Store, spec: BankSpec, *, accel: Accelerator | None = None
     start = time.perf_counter()
     result = BuildResult(key=_ensure_bank_entry(store, spec), kind=spec.kind, count=spec.count)
     jobs = []
+    shapes = {k: tuple(v.shape) for k, v in
+              build_model(spec.recipe.arch, spec.dataset.num_classes, spec.dataset.input_shape).state_dict().items()}
     for i, key in enumerate(spec.model_keys(store)):
-        state = _intact(store, key)
+        state = _intact(store, key, shapes=shapes)
         if state:
             result.reused += 1
             continue
@@ -225,8 +239,11 @@ def build_bank(store: Store, spec: BankSpec, *, accel: Accelerator | None = None
 
     def done(summaries: list[dict]) -> None:
         for summary in summaries:
-            result.trained.append(index_of[summary["key"]])
-            result.accuracy.append(summary["accuracy"])
+            if summary["trained"]:
+                result.trained.append(index_of[summary["key"]])
+                result.accuracy.append(summary["accuracy"])
+            else:  # another builder sharing the store trained it meanwhile
+                result.reused += 1
             if on_model is not None:
                 on_model(summary)
         bar.update(len(summaries))
@@ -261,7 +278,11 @@ def load_bank(store: Store, spec: BankSpec, *, accel: Accelerator | None = None)
         except CorruptEntryError as err:
             raise StoreError(f"{err}; run the bank build again to retrain it") from None
         model = build_model(spec.recipe.arch, spec.dataset.num_classes, spec.dataset.input_shape)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError:  # build_bank checks shapes; this is for a store changed since
+            raise StoreError(f"store entry {key} does not fit the {spec.recipe.arch!r} architecture (stale); run "
+                             f"the command again to retrain it") from None
         models.append(accel.prepare_model(model).eval())
         accs.append(store.manifest(key).get("extra", {}).get("accuracy", float("nan")))
     seeds = np.array([spec.model_seed(i) for i in range(spec.count)], dtype=np.int64)

@@ -13,6 +13,8 @@ method the U-LiRA balanced accuracy and the NeurIPS 2023 ε̂ forget score. The 
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass, field
 
@@ -60,6 +62,22 @@ class BenchResult:
         return {"scenario": self.scenario, "methods": self.methods, "runs": self.runs,
                 "summary": self.summary, "skipped": self.skipped, "references": self.references,
                 "lira_scores": self.scores}
+
+
+def with_params(config: Config, params: dict[str, dict]) -> Config:
+    """``config`` with ``params`` ({method: {key: value}}, from ``--param METHOD.KEY=VALUE``) merged
+    over its [methods.*] sections. A parameter for a method this run does not apply is refused: it
+    would be silently ignored (a scenario file's sections may name other methods; a flag may not)."""
+    run = list(REGISTRY) if list(config.bench.methods) == ["all"] else list(config.bench.methods)
+    merged = {name: dict(values) for name, values in config.methods.items()}
+    for name, values in params.items():
+        if name not in REGISTRY:
+            raise ConfigError(f"--param {name}.…: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
+        if name not in run:
+            raise ConfigError(f"--param {name}.{next(iter(values))}: method {name!r} is not run "
+                              f"(--methods {','.join(run)}); add it to --methods or drop the parameter")
+        merged.setdefault(name, {}).update(values)
+    return dataclasses.replace(config, methods=merged)
 
 
 def select_methods(config: Config, scenario_kind: str) -> tuple[list[Unlearner], list[dict]]:

@@ -1,12 +1,14 @@
 """Command-line interface: parse options, call :mod:`unlearn_audit.api`, print, map errors to exit codes.
 
-Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage, 130 interrupted.
+Exit codes: 0 success (PASS), 1 FAIL, 3 INCONCLUSIVE, 2 bad input or usage, 4 the machine (disk
+full, read-only store), 5 internal error (traceback written to a file), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import warnings
 
@@ -14,9 +16,18 @@ import click
 
 from unlearn_audit import __version__
 from unlearn_audit._io import dumps_json
-from unlearn_audit.errors import UnlearnAuditError
+from unlearn_audit.errors import EnvironmentProblem, UnlearnAuditError
+
+# torch's CPU kernels run on OpenMP threads, and GNU OpenMP lets idle threads spin before they sleep:
+# on a loaded machine (a shared CI runner) the spinning threads take the cores the working one needs
+# (a cold verify at load 25 used 20x the CPU time of a quiet run; benchmarks/oversubscription.py).
+# Threads that sleep at once cost nothing measurable when the machine is quiet. Set before torch
+# loads; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 4  # disk full, read-only store, a killed worker: not the input's fault
+EXIT_INTERNAL = 5     # a bug: the traceback is written to a file
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
@@ -85,13 +96,18 @@ def _count(value: str | None, option: str):
 
 
 def _handle_errors(fn):
-    """Turn user-facing errors into one line on stderr and exit code 2, and Ctrl-C into exit code
-    130 (not click's 1, which a CI job would read as FAIL)."""
+    """Map every way a command can end to an exit code a CI job can trust (see
+    :mod:`unlearn_audit.errors`): a user error → one line and 2; the machine (disk full, read-only
+    store) → one line and 4; Ctrl-C → 130 (not click's 1, which a CI job would read as FAIL); any
+    other exception is a bug → one line naming it and the file holding its traceback, and 5."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except EnvironmentProblem as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
         except UnlearnAuditError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_BAD_INPUT)
@@ -99,8 +115,44 @@ def _handle_errors(fn):
             click.echo("interrupted: models that finished are kept in the store; run the command again "
                        "to go on from there", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as err:  # an environment failure below the code that knows what it was writing
+            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+            click.echo(f"error: {err.strerror or err}{where}; finished models are kept in the store — fix the "
+                       f"machine (space, permissions) and run the command again", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
+        except Exception as err:  # noqa: BLE001 — the last line of defence: never exit 1 (FAIL)
+            click.echo(f"internal error: {type(err).__name__}: {err} (in {_where(err)}); the full traceback is in "
+                       f"{_write_traceback(err)} — please report it", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+def _where(err: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``err``'s traceback inside unlearn_audit (else the last)."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if "unlearn_audit" in f.filename] or frames
+    return f"{os.path.basename(ours[-1].filename)}:{ours[-1].lineno}" if ours else "unknown"
+
+
+def _write_traceback(err: BaseException) -> str:
+    """Write ``err``'s traceback (with the command line and versions) to a new file in the temporary
+    directory; returns its path."""
+    import platform
+    import tempfile
+    import traceback
+
+    text = (f"unlearn-audit {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
+            f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(err)))
+    try:
+        fd, path = tempfile.mkstemp(prefix="unlearn-audit-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+    except OSError:
+        return "(not written: the temporary directory is not writable)"
 
 
 def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
@@ -206,20 +258,13 @@ def bench(config_path, methods, references, params, out, report_dir, as_json, qu
     NeurIPS 2023 epsilon forget score, as mean ± std over seeds with each method's run time.
     results.json is written under --out.
     """
-    import dataclasses
-
     from unlearn_audit import api
     from unlearn_audit.bench import METRICS
     from unlearn_audit.report.table import bench_table
 
     config = _config(config_path, methods=methods, references=references, out=out, **flags)
-    extra = _parse_params(params, qualified=True)
-    if extra:
-        merged = {k: dict(v) for k, v in config.methods.items()}
-        for name, values in extra.items():
-            merged.setdefault(name, {}).update(values)
-        config = dataclasses.replace(config, methods=merged)
-    result, path = api.bench(config, progress=not quiet, report_dir=report_dir)
+    result, path = api.bench(config, params=_parse_params(params, qualified=True), progress=not quiet,
+                             report_dir=report_dir)
     if as_json:
         click.echo(dumps_json(result.to_dict(), default=str))
     else:
@@ -411,6 +456,7 @@ def refs_list(store, as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_handle_errors
 def methods(as_json):
     """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
     from unlearn_audit.methods import REGISTRY
@@ -424,6 +470,7 @@ def methods(as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_handle_errors
 def attacks(as_json):
     """List membership-inference attacks with their threat model and citation."""
     from unlearn_audit.attacks import REGISTRY

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearn_audit._io import file_problem
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.training.recipe import Recipe
 
@@ -199,6 +200,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
     if "float" in text:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if "str" in text:
         if value is None and "None" in text:
@@ -267,10 +270,13 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     path = Path(path).expanduser()
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"config file {str(path)!r} {problem}; give a TOML scenario file (see examples/)")
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); TOML files are UTF-8 — save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
     except OSError as err:

@@ -1,7 +1,14 @@
 """User-facing errors.
 
-Every exception defined here is caught by the CLI, printed as one line on stderr and mapped to
-exit code 2 (bad input or usage). Messages say what is wrong *and* how to fix it.
+Every exception defined here is caught by the CLI and printed as one line on stderr. Messages say
+what is wrong *and* how to fix it. Exit codes (documented in the README):
+
+* 2 — bad input or usage (every :class:`UnlearnAuditError` but the two below);
+* 4 — the machine cannot do what was asked (:class:`EnvironmentProblem`: disk full, a read-only or
+  unwritable store or output, a worker killed); finished work is kept, and the same command goes on;
+* 5 — an internal error (a bug): one line naming it and the file the traceback was written to.
+
+``verify`` uses 0 / 1 / 3 for PASS / FAIL / INCONCLUSIVE, so none of these can read as a verdict.
 """
 
 from __future__ import annotations
@@ -31,5 +38,13 @@ class StoreError(UnlearnAuditError):
     """The model store or an output directory cannot be used."""
 
 
-class WorkerError(UnlearnAuditError):
+class EnvironmentProblem(UnlearnAuditError):
+    """The machine, not the input, stops the work: disk full, no permission, a killed worker."""
+
+
+class StoreWriteError(StoreError, EnvironmentProblem):
+    """The store cannot be written (no space left, read-only, permission denied)."""
+
+
+class WorkerError(EnvironmentProblem):
     """A worker process of the process backend died before finishing its models."""

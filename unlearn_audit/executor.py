@@ -63,14 +63,38 @@ class TrainData:
 def train_chunk(data: TrainData, jobs: Sequence[TrainJob]) -> list[dict]:
     """Train ``jobs`` and write each model into the store; returns one summary dict per model.
 
-    With ``data.ensemble`` the chunk is one vectorised ensemble (stored when it finishes);
-    otherwise models are trained one by one and each is stored as soon as it is done.
+    Builders that share a store share the work: a model is trained only under its store lock
+    (:meth:`~unlearn_audit.store.Store.key_lock`). This chunk first trains the models whose locks
+    are free, then waits for the others (in key order, so two builders never wait on each other)
+    and trains only those that the builder holding them did not finish (it may have been killed).
+    A model finished by another builder has ``"trained": False`` in its summary.
     """
     from unlearn_audit.store import Store
 
     store = Store(data.store_root)
-    groups = [list(jobs)] if data.ensemble else [[job] for job in jobs]
-    results = []
+    locks = {job.key: store.key_lock(job.key) for job in jobs}
+    try:
+        mine = [job for job in jobs if locks[job.key].acquire(blocking=False)]
+        results = _train_missing(data, store, mine)
+        for job in mine:
+            locks[job.key].release()
+        theirs = sorted((job for job in jobs if job not in mine), key=lambda job: job.key)
+        for job in theirs:
+            locks[job.key].acquire(blocking=True)
+        return results + _train_missing(data, store, theirs)
+    finally:
+        for lock in locks.values():
+            lock.release()
+
+
+def _train_missing(data: TrainData, store, jobs: Sequence[TrainJob]) -> list[dict]:
+    """Train and store the ``jobs`` whose models the store lacks (their locks are held); summaries
+    for all of them. With ``data.ensemble`` the missing models are one vectorised ensemble (stored
+    when it finishes); otherwise they are trained one by one, each stored as soon as it is done."""
+    results = [{"key": job.key, "accuracy": store.manifest(job.key)["extra"].get("accuracy", float("nan")),
+                "seconds": 0.0, "trained": False} for job in jobs if store.has(job.key)]
+    missing = [job for job in jobs if not store.has(job.key)]
+    groups = ([missing] if missing else []) if data.ensemble else [[job] for job in missing]
     for group in groups:
         start = time.perf_counter()
         models = train_ensemble(data.recipe, data.x, data.y, [j.indices for j in group],
@@ -80,7 +104,7 @@ def train_chunk(data: TrainData, jobs: Sequence[TrainJob]) -> list[dict]:
             acc = accuracy(model, data.eval_x, data.eval_y, data.accel)
             store.put_tensors(job.key, model.state_dict(), kind="model", fields=job.fields,
                               extra={**job.extra, "accuracy": acc, "seconds": seconds})
-            results.append({"key": job.key, "accuracy": acc, "seconds": seconds})
+            results.append({"key": job.key, "accuracy": acc, "seconds": seconds, "trained": True})
     return results
 
 

@@ -16,6 +16,7 @@ The root is ``--store DIR``, else ``$UNLEARN_AUDIT_STORE``, else ``~/.cache/unle
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -30,13 +31,25 @@ import numpy as np
 import torch
 
 from unlearn_audit._io import dumps_json
-from unlearn_audit.errors import StoreError
+from unlearn_audit.errors import StoreError, StoreWriteError
 
 STORE_FORMAT = 1
 
 
 class CorruptEntryError(StoreError):
     """A stored payload no longer matches the hash in its manifest."""
+
+
+def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """``safetensors.torch.save_file``, with its own error type for a failed write (disk full,
+    quota) turned into the OSError it stands for."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as err:
+        raise OSError(errno.EIO, f"safetensors could not write {path.name}: {err}") from None
 
 
 def default_store_root() -> Path:
@@ -75,9 +88,8 @@ class Store:
             (self.root / "entries").mkdir(parents=True, exist_ok=True)
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(
-                f"cannot create the store at {self.root} ({err.strerror or err}); pass --store DIR or set UNLEARN_AUDIT_STORE"
-            ) from None
+            raise StoreWriteError(f"cannot create the store at {self.root} ({err.strerror or err}); pass --store DIR "
+                                  f"or set UNLEARN_AUDIT_STORE") from None
         self._sweep_tmp()
 
     def _sweep_tmp(self) -> None:
@@ -102,23 +114,27 @@ class Store:
 
     def manifest(self, key: str) -> dict:
         try:
-            return json.loads((self.path(key) / "manifest.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            manifest = json.loads((self.path(key) / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
             raise CorruptEntryError(f"store entry {key} has an unreadable manifest: {err}") from None
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("sha256"), str)
+                and isinstance(manifest.get("fields", {}), dict) and isinstance(manifest.get("extra", {}), dict)):
+            raise CorruptEntryError(f"store entry {key} has a manifest that is not a store manifest (a "
+                                    f"{type(manifest).__name__}, not an object with a payload hash, fields and extra)")
+        return manifest
 
     # -- writing ---------------------------------------------------------------------------
     def put_tensors(self, key: str, tensors: dict[str, torch.Tensor], *, kind: str, fields: dict,
                     extra: dict | None = None) -> Path:
         """Store named tensors (a state dict, signal arrays) atomically under ``key``."""
-        from safetensors.torch import save_file
-
         final = self.path(key)
         if self.has(key):
             return final
-        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:8]}.", dir=self.root / "tmp"))
+        tmp = None
         try:
+            tmp = Path(tempfile.mkdtemp(prefix=f"{key[:8]}.", dir=self.root / "tmp"))
             payload = tmp / "payload.safetensors"
-            save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(payload))
+            _save_safetensors({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, payload)
             manifest = {
                 "format": STORE_FORMAT,
                 "key": key,
@@ -141,10 +157,14 @@ class Store:
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise StoreError(f"cannot write store entry under {self.root}: {err.strerror or err}") from None
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise StoreWriteError(f"cannot write to the store {self.root}: {err.strerror or err}; models finished "
+                                  f"so far are kept — free space or make the store writable (or pass another "
+                                  f"--store) and run the command again") from None
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
 
@@ -187,12 +207,17 @@ class Store:
         shutil.rmtree(aside, ignore_errors=True)
 
     def entries(self) -> Iterator[dict]:
-        """Manifests of every entry, in no particular order."""
-        for manifest in (self.root / "entries").glob("*/*/manifest.json"):
+        """Manifests of every readable entry, in no particular order (corrupt ones are skipped: they
+        are rebuilt, with a warning, when a command needs them)."""
+        for path in (self.root / "entries").glob("*/*/manifest.json"):
             try:
-                yield json.loads(manifest.read_text())
-            except (OSError, json.JSONDecodeError):
+                yield self.manifest(path.parent.name)
+            except CorruptEntryError:
                 continue
+
+    def key_lock(self, key: str) -> "KeyLock":
+        """An exclusive lock on ``key`` shared by every process using this store (see :class:`KeyLock`)."""
+        return KeyLock(self.root / "locks" / f"{key}.lock")
 
     # -- the common pattern ----------------------------------------------------------------
     def get_or_create(self, fields: dict, kind: str, build: Callable[[], dict[str, torch.Tensor]],
@@ -211,3 +236,42 @@ class Store:
         tensors = build()
         self.put_tensors(key, tensors, kind=kind, fields=fields, extra=extra(tensors) if extra else None)
         return tensors, False
+
+
+class KeyLock:
+    """An exclusive, advisory lock on one store key across processes: ``flock`` on a lock file.
+
+    Builders that share a store take a model's lock before training it, so two processes asking
+    for the same bank train each model once. The kernel drops the lock when its holder exits or is
+    killed, so a builder that died never leaves a lock behind (the lock *file* stays; it is only a
+    name). Where ``fcntl`` does not exist (Windows) locking is a no-op: builders then may duplicate
+    work, never corrupt it (entries are written atomically).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock (waiting for it when ``blocking``); whether this process now holds it."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return True
+        if self._fd is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except OSError as err:
+                raise StoreWriteError(f"cannot create a lock file in the store ({self.path.parent}): "
+                                      f"{err.strerror or err}; make the store writable or pass another --store") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 from unlearn_audit.errors import ConfigError
@@ -46,6 +47,8 @@ class Recipe:
             value = getattr(self, key)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, key, float(value))  # lr=1 and lr=1.0: one recipe, one fingerprint
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                bad(key, f"must be a finite number, got {value!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             bad("epochs", f"must be a positive integer, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
