@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from unlearn_audit._io import file_problem
 from unlearn_audit.errors import DataError
 
 DEFAULT_DATA_ROOT = Path(os.environ.get("UNLEARN_AUDIT_DATA", "~/.cache/unlearn-audit/data")).expanduser()
@@ -263,27 +264,82 @@ def _cifar20(root: Path, download: bool) -> Dataset:
     )
 
 
+# What an npz dataset holds; every message about a bad one repeats it, so the fix is in the message.
+_NPZ_LAYOUT = ("arrays x (numbers, N x F features or N x C x H x W images), y (N integer class ids 0..K-1) "
+               "and optionally class_names (K strings), e.g. numpy.savez(PATH, x=x, y=y)")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip: what numpy.savez writes
+
+
 def _load_npz(path: Path) -> Dataset:
-    if not path.is_file():
-        raise DataError(f"npz dataset {str(path)!r} does not exist; give npz:PATH to a file with arrays x and y")
+    # Refuse FIFOs and devices before opening them: reading one would block or never end.
+    problem = file_problem(path)
+    if problem:
+        raise DataError(f"npz dataset {str(path)!r} {problem}; give npz:PATH to a regular .npz file "
+                        f"with {_NPZ_LAYOUT}")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise DataError(f"cannot read npz dataset {path} ({err.strerror or err}); check its permissions") from None
+    if not magic:
+        raise DataError(f"npz dataset {path} is empty (0 bytes); write it with {_NPZ_LAYOUT}")
+    if magic not in _ZIP_MAGIC:  # np.load would try it as .npy or as a pickle and fail obscurely
+        raise DataError(f"{path} is not an .npz archive (a zip of arrays); write it with {_NPZ_LAYOUT}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "x" not in z or "y" not in z:
-                raise DataError(f"{path} must contain arrays 'x' and 'y' (found: {', '.join(z.files)})")
-            x, y = np.asarray(z["x"]), np.asarray(z["y"])
-            names = [str(s) for s in z["class_names"]] if "class_names" in z else None
-    except (ValueError, OSError) as err:
-        raise DataError(f"cannot read {path} as .npz: {err}") from None
-    if x.shape[0] != y.shape[0]:
-        raise DataError(f"{path}: x has {x.shape[0]} rows but y has {y.shape[0]}")
+            files = list(z.files)
+            arrays = {k: np.asarray(z[k]) for k in ("x", "y", "class_names") if k in files}
+    except Exception as err:  # a corrupt archive raises anything: BadZipFile, zlib.error, IndexError, …
+        raise DataError(f"cannot read {path} as .npz ({type(err).__name__}: {err}); write it again with "
+                        f"{_NPZ_LAYOUT}") from None
+    if not files:
+        raise DataError(f"{path} holds no arrays; it needs {_NPZ_LAYOUT}")
+    if "x" not in arrays or "y" not in arrays:
+        raise DataError(f"{path} must contain arrays 'x' and 'y' (found: {', '.join(files)}); it needs {_NPZ_LAYOUT}")
+    x, y = arrays["x"], arrays["y"]
     if x.ndim not in (2, 4):
         raise DataError(f"{path}: x must be N x F features or N x C x H x W images, got shape {x.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1 or y.min() < 0:
-        raise DataError(f"{path}: y must be a 1-D array of non-negative integer class ids")
+    if x.dtype.kind not in "biuf":  # bool, integers, floats; not strings, complex, dates or records
+        what = {"U": " (text)", "S": " (bytes)", "c": " (complex numbers)"}.get(x.dtype.kind, "")
+        raise DataError(f"{path}: x has dtype {x.dtype}{what}; x must hold real numbers (float or integer "
+                        f"features), e.g. convert it with x.astype(numpy.float32)")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y has dtype {y.dtype} and shape {y.shape}; y must be a 1-D array (N,) of "
+                        f"non-negative integer class ids, e.g. y.astype(numpy.int64)")
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{path}: x has {x.shape[0]} rows but y has {y.shape[0]}")
+    if x.size == 0:
+        raise DataError(f"{path}: x has shape {x.shape}, which holds no values; x must be N x F or N x C x H x W "
+                        f"with every size at least 1, and y must hold the N labels")
+    if y.min() < 0:
+        raise DataError(f"{path}: y holds the negative class id {int(y.min())}; class ids are 0..K-1")
     n_classes = int(y.max()) + 1
-    if names is not None and len(names) < n_classes:
-        raise DataError(f"{path}: class_names has {len(names)} entries but y uses {n_classes} classes")
-    xt, mean, std = _normalise(x.astype(np.float32))
+    names = None
+    if "class_names" in arrays:
+        raw = arrays["class_names"]
+        if raw.ndim != 1 or raw.dtype.kind not in "USiu":  # names, or numbers used as names
+            raise DataError(f"{path}: class_names has dtype {raw.dtype} and shape {raw.shape}; it must be a 1-D "
+                            f"array of K strings, e.g. numpy.array(['cat', 'dog'])")
+        names = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in raw.tolist()]
+        if len(names) < n_classes:
+            raise DataError(f"{path}: class_names has {len(names)} entries but y uses {n_classes} classes")
+    else:
+        # Without names the classes are 0..max(y): a gap (often labels counted from 1) would be a class
+        # with no example, and a huge id would make a huge model head.
+        used = np.unique(y)
+        if used.size < n_classes:
+            missing = int(np.flatnonzero(used != np.arange(used.size))[0])
+            raise DataError(f"{path}: y uses class ids up to {n_classes - 1}, but {n_classes - used.size} ids below "
+                            f"that have no example (first: {missing}); number the classes 0..K-1 without gaps (labels "
+                            f"counted from 1: subtract 1), or name every class in a class_names array")
+    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+        x = x.astype(np.float32)
+    finite = np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
+    if not finite.all():  # NaN would poison the normalisation and every model trained on it
+        raise DataError(f"{path}: x holds NaN or infinite values (or values too large for float32) in "
+                        f"{int((~finite).sum())} examples (first: example {int(np.flatnonzero(~finite)[0])}); "
+                        f"clean or drop them")
+    xt, mean, std = _normalise(x)
     return Dataset(
         name=f"npz:{path.name}",
         x=xt,
@@ -295,8 +351,9 @@ def _load_npz(path: Path) -> Dataset:
 
 
 def _load_folder(path: Path) -> Dataset:
-    if not path.is_dir():
-        raise DataError(f"image folder {str(path)!r} does not exist; give folder:DIR with one sub-folder per class")
+    problem = file_problem(path) or "is a file, not a folder"
+    if problem != "is a directory":
+        raise DataError(f"image folder {str(path)!r} {problem}; give folder:DIR with one sub-folder per class")
     from torchvision.datasets import ImageFolder
     from torchvision.transforms.functional import pil_to_tensor
 
@@ -306,7 +363,13 @@ def _load_folder(path: Path) -> Dataset:
         raise DataError(f"cannot read image folder {path}: {err}") from None
     images, labels, shape = [], [], None
     for file, label in folder.samples:
-        img = pil_to_tensor(folder.loader(file)).numpy()
+        problem = file_problem(file)  # an image named x.png can be a FIFO, whose reading never ends
+        if problem:
+            raise DataError(f"image {file} {problem}; the class folders must hold regular image files only")
+        try:
+            img = pil_to_tensor(folder.loader(file)).numpy()
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise DataError(f"cannot read image {file} ({err}); replace or remove it") from None
         if shape is None:
             shape = img.shape
         elif img.shape != shape:

@@ -27,6 +27,7 @@ Forget specs:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
@@ -35,11 +36,25 @@ from pathlib import Path
 
 import numpy as np
 
+from unlearn_audit._io import file_problem
 from unlearn_audit.data.datasets import Dataset
 from unlearn_audit.errors import DataError
 
 FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices", "memorization", "confusion")
 MEMORIZATION_LEVELS = ("low", "mid", "high")
+
+# The smallest data a split accepts. Below these an audit cannot mean anything, so it is refused
+# up front rather than run on a handful of examples.
+# A class with one example lands in one part only: it is never both trained on and evaluated.
+MIN_EXAMPLES_PER_CLASS = 2
+# Test accuracy over fewer examples moves in steps of 25 points or more.
+MIN_TEST = 4
+# The held-out set is halved into the methods' half and the audit half (the attacks' non-member
+# population); each half needs at least 2 examples, one example has no spread to compare with.
+MIN_HELDOUT = 4
+# The forget set and the retain set both come from the pool, and shadow models train on random
+# halves of it: at 8, a half still holds 4 examples.
+MIN_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,7 @@ def make_split(
     for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
         if not 0.0 < frac < 1.0:
             raise DataError(f"data.{name} must be in (0, 1), got {frac}")
+    _check_classes(dataset)
     n = len(dataset)
     rng = np.random.default_rng([seed, 0x5EED])
     if dataset.test_indices is not None:
@@ -171,11 +187,7 @@ def make_split(
     n_heldout = int(round(heldout_fraction * rest.size))
     heldout = np.sort(rest[:n_heldout])
     pool = np.sort(rest[n_heldout:])
-    if pool.size < 2 or heldout.size < 1 or test.size < 1:
-        raise DataError(
-            f"dataset {dataset.name!r} with {n} examples is too small for test_fraction={test_fraction}, "
-            f"heldout_fraction={heldout_fraction}"
-        )
+    _check_sizes(dataset, test, heldout, pool, test_fraction, heldout_fraction)
     forget_mask, scenario, forget_class, confusion = _forget_mask(dataset, pool, heldout, test, forget_spec, seed,
                                                                   memorization)
     if not forget_mask.any():
@@ -194,6 +206,57 @@ def make_split(
         fingerprint=split_fingerprint(dataset, pool, forget_mask, heldout, test),
         confusion=confusion,
     )
+
+
+def _check_classes(dataset: Dataset) -> None:
+    """Every class the data uses has at least MIN_EXAMPLES_PER_CLASS examples."""
+    ids, counts = np.unique(dataset.y.numpy(), return_counts=True)
+    small = np.flatnonzero(counts < MIN_EXAMPLES_PER_CLASS)
+    if small.size:
+        cls = int(ids[small[0]])
+        name = dataset.class_names[cls] if 0 <= cls < len(dataset.class_names) else str(cls)
+        raise DataError(
+            f"dataset {dataset.name!r}: class {cls} ({name!r}) has only {_examples(int(counts[small[0]]))}"
+            f"{'' if small.size == 1 else f' ({small.size} classes have fewer than {MIN_EXAMPLES_PER_CLASS})'}; "
+            f"every class needs at least {MIN_EXAMPLES_PER_CLASS} so that it is both trained on and evaluated: "
+            f"add examples of it or drop it from the data"
+        )
+
+
+def _check_sizes(dataset: Dataset, test, heldout, pool, test_fraction: float, heldout_fraction: float) -> None:
+    """Each part of the split has its minimum size; the message names the parts and what to change."""
+    n, official = len(dataset), dataset.test_indices is not None
+    # Too few examples for any fractions: only more data helps.
+    need = (0 if official else MIN_TEST) + MIN_HELDOUT + MIN_POOL
+    have = n - test.size if official else n
+    if have < need:
+        part = "outside the official test portion " if official else ""
+        raise DataError(
+            f"dataset {dataset.name!r} has {have} examples {part}but a split needs at least {need} "
+            f"({'' if official else f'{MIN_TEST} test, '}{MIN_HELDOUT} held-out, {MIN_POOL} training pool); "
+            f"use a larger dataset"
+        )
+    problems = []
+    if test.size < MIN_TEST:
+        problems.append(
+            f"its official test portion has {_examples(test.size)} (at least {MIN_TEST} needed); use a larger dataset"
+            if official else
+            f"the test set gets {_examples(test.size)} (at least {MIN_TEST} needed): raise data.test_fraction "
+            f"(now {test_fraction})"
+        )
+    if heldout.size < MIN_HELDOUT:
+        problems.append(f"the held-out set gets {_examples(heldout.size)} (at least {MIN_HELDOUT} needed, halved "
+                        f"between methods and the audit): raise data.heldout_fraction (now {heldout_fraction})")
+    if pool.size < MIN_POOL:
+        lower = "data.heldout_fraction" if official else "data.test_fraction or data.heldout_fraction"
+        problems.append(f"the training pool gets {_examples(pool.size)} (at least {MIN_POOL} needed): lower {lower} "
+                        f"(now {heldout_fraction if official else f'{test_fraction}, {heldout_fraction}'})")
+    if problems:
+        raise DataError(f"dataset {dataset.name!r} ({n} examples) splits too small: " + "; ".join(problems))
+
+
+def _examples(count: int) -> str:
+    return f"{count} example" + ("" if count == 1 else "s")
 
 
 def forgetting(dataset: Dataset, split: Split, indices: np.ndarray, label: str) -> Split:
@@ -348,20 +411,42 @@ def _class_id(arg: str, names: tuple[str, ...], spec: str) -> int:
     return cls
 
 
+# The range an index can take before it is checked against the pool or the dataset: what int64 holds.
+_INDEX_LIMIT = 2**63
+
+
 def _read_indices(path: Path, spec: str) -> np.ndarray:
-    if path.is_dir():
-        raise DataError(f"{spec!r}: {str(path)!r} is a directory; give a file with one index per line")
-    if not path.is_file():
-        raise DataError(f"{spec!r}: index file {str(path)!r} does not exist")
+    # Refuse FIFOs and devices before opening them: reading one would block or never end.
+    problem = file_problem(path)
+    if problem:
+        raise DataError(f"{spec!r}: index file {str(path)!r} {problem}; give a regular text file with one index "
+                        f"per line")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{spec!r}: cannot read index file {path} ({err.strerror or err}); "
+                        f"check its permissions") from None
     values = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
+    for lineno, raw in enumerate(data.removeprefix(codecs.BOM_UTF8).splitlines(), 1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                            f"an index file holds one decimal integer per line") from None
         if not line or line.startswith("#"):
             continue
+        shown = line if len(line) <= 40 else line[:40] + "…"
         try:
-            values.append(int(line))
+            value = int(line)
         except ValueError:
-            raise DataError(f"{path}:{lineno}: {line!r} is not an integer index") from None
+            if not (line.lstrip("+-").isascii() and line.lstrip("+-").isdigit()):
+                raise DataError(f"{path}:{lineno}: {shown!r} is not an integer index") from None
+            value = _INDEX_LIMIT  # digits beyond int()'s limit on string length (4,300)
+        if not -_INDEX_LIMIT < value < _INDEX_LIMIT:
+            what = "positions in the training pool" if spec.startswith("indices:") else "indices into the dataset"
+            raise DataError(f"{spec!r}: {path}:{lineno}: index {shown} is out of range of any dataset; "
+                            f"the indices are {what}, one per line")
+        values.append(value)
     arr = np.asarray(values, dtype=np.int64)
     if arr.size == 0:
         raise DataError(f"{spec!r}: {path} lists no index; the forget set would be empty")
