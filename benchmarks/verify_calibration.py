@@ -4,8 +4,8 @@ side by side with the first verify (v1) on the same banks.
 Pools (from the store; trained on the first run): ``--retrained`` models retrained without the
 forget set and ``--originals`` originals, plus three originals of other seeds post-processed by every
 evasion family of :mod:`unlearn_audit.evasions` at every strength of its grid. For each bank size K
-in ``--sizes``, ``--banks`` banks are drawn from the pools: K retrained references (a quarter fit,
-three quarters calibrate) and K/2 originals; the models of the pools outside a bank measure *that
+in ``--sizes``, ``--banks`` banks are drawn from the pools: K retrained references (one in eight
+fits, the others calibrate) and K/2 originals; the models of the pools outside a bank measure *that
 bank's* false-FAIL rate (retrained models that FAIL) and its realised power (originals that FAIL on
 the forget set).
 
@@ -35,7 +35,7 @@ from unlearn_audit.config import Config
 from unlearn_audit.evasions import EVASIONS, evade
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.verification import _bank_signals, _bounds, _target_signals, references_other_than, verify_parts
-from unlearn_audit.verify import Gate, split_references
+from unlearn_audit.verify import FIT_EVERY, Gate, split_references
 
 
 def _pool(scenario, kind, count, parts, queries):
@@ -123,7 +123,7 @@ def main():
             scores = gate.scores(positive)["forget"].value
             power.append(np.mean(scores > gate.critical["forget"]))
             lower.append(gate.power_lower)
-            detect.append(gate.min_detectable_departure() or np.nan)
+            detect.append(gate.min_detectable_departure or np.nan)
             caught = _fails(gate, evaded) | (not gate.powered)
             passed |= {evasions[i][0][:2] for i in np.flatnonzero(~caught)}
             f = "forget"
@@ -131,14 +131,15 @@ def main():
             v1_power.append(_v1_fails(positive[f], control[f], bank[f], v.alpha).mean())
             v1_temperature.append(1 - _v1_fails(evaded[f][temperature], control[f], bank[f], v.alpha).mean())
         ff, v1 = np.array(false_fail), np.array(v1_false)
-        rows.append([k, f"{k - (k + 3) // 4}+{(k + 3) // 4}", k_o, f"{np.median(ff):.3f}", f"{np.quantile(ff, .9):.3f}",
+        n_fit = (k + FIT_EVERY - 1) // FIT_EVERY
+        rows.append([k, f"{n_fit} + {k - n_fit}", k_o, f"{np.median(ff):.3f}", f"{np.quantile(ff, .9):.3f}",
                      f"{ff.max():.3f}", f"{np.mean(ff > v.alpha):.0%}", f"{np.mean(power):.2f}", f"{np.mean(lower):.2f}",
                      f"{np.nanmedian(detect):.2f}", len(passed),
                      f"{np.median(v1):.3f} / {np.quantile(v1, .9):.3f} / {np.mean(v1 > v.alpha):.0%}",
                      f"{np.mean(v1_power):.2f}", f"{np.mean(v1_temperature):.0%}"])
         if passed:
             print(f"K = {k}: evasions that passed some bank: {sorted(passed)}")
-    print(tabulate(rows, headers=["K_r", "cal+fit", "K_o", "false-FAIL median", "p90", "max", "banks > α",
+    print(tabulate(rows, headers=["K_r", "fit + cal", "K_o", "false-FAIL median", "p90", "max", "banks > α",
                                   "power", "power 95% LB", "min detectable", "evasions passing",
                                   "v1 false-FAIL med / p90 / banks > α", "v1 power", "v1 passes temperature"],
                    tablefmt="github"))

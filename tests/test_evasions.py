@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_audit.config import Config, DataConfig, RunConfig
+from unlearn_audit.config import Config, DataConfig, RunConfig, VerifyConfig
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.evasions import EVASIONS, evade, recalibrate
 from unlearn_audit.methods import get_method
@@ -16,9 +16,10 @@ from unlearn_audit.scenario import Scenario
 from unlearn_audit.verification import prepare_gate
 
 
-def _prepared(tmp_path_factory, **data):
+def _prepared(tmp_path_factory, max_references: int = 128, **data):
     store = str(tmp_path_factory.mktemp("evasions") / "store")
-    config = Config(data=DataConfig(**data), run=RunConfig(device="cpu", store=store))
+    config = Config(data=DataConfig(**data), run=RunConfig(device="cpu", store=store),
+                    verify=VerifyConfig(max_references=max_references))
     scenario = Scenario.from_config(config)
     return scenario, prepare_gate(scenario, config.verify, progress=False)
 
@@ -70,12 +71,14 @@ def test_retrained_models_pass_and_unlearning_baselines_fail(digits):
 @pytest.mark.parametrize("forget, similar", [("memorization:low:0.05", "none"), ("random:0.1", "duplicates:2")])
 def test_nothing_to_detect_is_inconclusive_with_advice(tmp_path_factory, forget, similar):
     """The least memorised examples, or a forget set whose copies stay in the retain set: retraining
-    keeps what the originals know, so no target can be certified — and more references would not help."""
-    scenario, prepared = _prepared(tmp_path_factory, forget=forget, similar=similar)
-    assert prepared.tried[-1]["references"] == 16 and prepared.gate.hopeless  # auto stopped growing
+    keeps (nearly) what the originals know, so no target can be certified."""
+    scenario, prepared = _prepared(tmp_path_factory, forget=forget, similar=similar, max_references=32)
     verdict = prepared.judge(scenario.bank("retrain", 1, seed=2000).models[0])
-    assert verdict.verdict == "INCONCLUSIVE" and verdict.completeness is None
-    assert any("unlearn-audit probe" in a for a in verdict.advice) and any("would not help" in a for a in verdict.advice)
+    assert verdict.verdict == "INCONCLUSIVE" and verdict.completeness is None and verdict.power < 0.8
+    assert any("unlearn-audit probe" in a for a in verdict.advice)
+    if forget.startswith("memorization"):  # nothing at all to tell apart: auto stops at once
+        assert prepared.tried[-1]["references"] == 16 and prepared.gate.hopeless
+        assert any("would not help" in a for a in verdict.advice)
 
 
 # -- the families themselves ---------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_a_stale_entry_with_other_shapes_is_rebuilt(tmp_path):
     """Written by another version under the same key: the hash matches, the shapes do not."""
     from safetensors.torch import save_file
 
-    from unlearn_audit.store import _sha256_file
+    from unlearn_audit._io import sha256_file as _sha256_file
 
     root = tmp_path / "s"
     assert _cli("refs", "build", "--store", str(root), "--kind", "retrain", "--count", "2", *EPOCHS,

@@ -136,3 +136,14 @@ def file_problem(path: str | Path) -> str | None:
             target = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
             return words + target
     return "is not a regular file"
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

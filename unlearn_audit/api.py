@@ -23,6 +23,8 @@ from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.models.checkpoint import save_checkpoint
 from unlearn_audit.probes import probe_similar_samples
 from unlearn_audit.probes.similar import check_threshold
+from unlearn_audit.data.split_file import export_split as export_split_file
+from unlearn_audit.imported import import_references as import_checked_references
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.scenario import Scenario
@@ -64,23 +66,45 @@ def train(config: Config, out: str | Path, *, on: str = "pool", progress: bool =
     return {"out": str(out), "cached": cached, **meta}
 
 
-def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path=None, report_path=None,
-           progress: bool = True) -> dict:
+def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path=None, report_dir=None,
+           summary_path=None, progress: bool = True) -> dict:
     """Certify the checkpoint at ``model_path`` against reference banks (see :mod:`unlearn_audit.verify`
     for the decision and :mod:`unlearn_audit.verification` for the pipeline).
 
-    Returns a dict with the verdict and its context; writes the JSON, JUnit and Markdown artefacts
-    that are asked for. Output locations are checked before any model is trained.
+    Returns a dict with the verdict and its context; writes the JSON, JUnit, HTML (``report_dir``)
+    and Markdown summary artefacts that are asked for. Output locations are checked before any
+    model is trained.
     """
-    _check_outputs(json_path, junit_path, report_path)
+    _check_outputs(json_path, junit_path, summary_path)
+    if report_dir is not None:
+        ensure_writable_dir(report_dir)
     info = verify_model(config, model_path, progress=progress)
     if json_path is not None:
         atomic_write_json(json_path, info)
     if junit_path is not None:
         write_junit(info, junit_path)
-    if report_path is not None:
-        write_markdown(info, report_path)
+    if summary_path is not None:
+        write_markdown(info, summary_path)
+    if report_dir is not None:
+        from unlearn_audit.report.html import write_verify_report  # being written (issue 16)
+
+        write_verify_report(info, report_dir)
     return info
+
+
+def import_references(config: Config, kind: str, checkpoints: list, split_fingerprint: str) -> dict:
+    """Register checkpoints trained elsewhere as the scenario's imported ``kind`` references
+    (see :mod:`unlearn_audit.imported`)."""
+    return import_checked_references(Scenario.from_config(config), kind, checkpoints, split_fingerprint)
+
+
+def export_split(config: Config, out: str | Path) -> dict:
+    """Write the scenario's split to ``out`` (see :mod:`unlearn_audit.data.split_file`)."""
+    out = check_output_file(out)
+    scenario = Scenario.from_config(config)
+    export_split_file(scenario.dataset, scenario.split, out)
+    summary = scenario.split.summary()
+    return {"out": str(out), "split_fingerprint": summary["fingerprint"], **summary}
 
 
 def build_references(config: Config, kind: str, count: int, *, chunk_size: int | None = None,

@@ -233,7 +233,8 @@ def build_bank(store: Store, spec: BankSpec, *, accel: Accelerator | None = None
     pool, test = torch.as_tensor(spec.split.pool), torch.as_tensor(spec.split.test)
     data = TrainData(x=spec.dataset.x[pool], y=spec.dataset.y[pool], eval_x=spec.dataset.x[test],
                      eval_y=spec.dataset.y[test], recipe=spec.recipe, num_classes=spec.dataset.num_classes,
-                     store_root=str(store.root), accel=accel, ensemble=ensemble)
+                     store_root=str(store.root), accel=accel, ensemble=ensemble,
+                     user_data=None if spec.recipe.trainer is None else (spec.dataset, spec.split.pool))
     bar = tqdm(total=spec.count, initial=result.reused, unit="model", disable=not progress,
                desc=f"{spec.kind} bank ({spec.dataset.name}, {spec.recipe.arch})")
 

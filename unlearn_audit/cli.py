@@ -37,7 +37,8 @@ def _scenario_options(fn):
         click.option("--config", "config_path", type=click.Path(dir_okay=False),
                      help="Scenario TOML file (see examples/). Default: the embedded digits scenario."),
         click.option("--dataset", help="Dataset: digits, mnist, fashion-mnist, cifar10, cifar100, cifar20, "
-                                       "svhn, npz:PATH or folder:PATH. Overrides data.dataset."),
+                                       "svhn, npz:PATH, folder:PATH or your own pkg.module:factory (see the "
+                                       "README). Overrides data.dataset."),
         click.option("--data-root", type=click.Path(file_okay=False),
                      help="Where torchvision datasets are (or are downloaded to). Overrides data.data_root."),
         click.option("--download", is_flag=True, default=None,
@@ -51,8 +52,14 @@ def _scenario_options(fn):
         click.option("--similar", help="Plant copies of every forget example among the retained examples: "
                                        "duplicates:K (exact) or augmented:K (shifted, intensity-jittered); "
                                        "none (default) plants nothing. Overrides data.similar."),
+        click.option("--split", type=click.Path(dir_okay=False),
+                     help="A split file (JSON: train and test index lists, optionally forget and heldout; or what "
+                          "`split export` writes) instead of drawing the split. Overrides data.split."),
         click.option("--arch", help="Architecture: mlp, cnn, resnet18, … or pkg.module:factory. Overrides train.arch."),
         click.option("--epochs", type=int, help="Training epochs of original and reference models. Overrides train.epochs."),
+        click.option("--trainer", help="Your own training function pkg.module:fit, called as fit(model, dataset, "
+                                       "indices, *, seed, device) for originals, references and `retrain` (see the "
+                                       "README). Overrides train.trainer."),
         click.option("--seed", type=int, help="Base seed of models and methods. Overrides run.seed."),
         click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N. Overrides run.device."),
         click.option("--store", type=click.Path(file_okay=False),
@@ -301,7 +308,7 @@ def unlearn(config_path, method, model_path, out, params, **flags):
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint of the model that claims to have forgotten the scenario's forget set.")
 @click.option("--references", help="Retrained reference models: 'auto' (default) grows the bank 16 → 32 → 64 → … "
-                                    "until the power target is met; or a number (at least 4). A quarter fit the "
+                                    "until the power target is met; or a number (at least 4). One in eight fits the "
                                     "references' means, the others calibrate the critical values. Overrides "
                                     "verify.references.")
 @click.option("--originals", help="Original models trained on the full pool (the positive control that measures "
@@ -317,13 +324,20 @@ def unlearn(config_path, method, model_path, out, params, **flags):
                                               "original models FAILs. Overrides verify.min_power (default 0.8).")
 @click.option("--utility-tolerance", type=float, help="Allowed test-accuracy drop in points below the retrained "
                                                       "references. Overrides verify.utility_tolerance (default 2).")
+@click.option("--reference-source", type=click.Choice(["built", "imported"]),
+              help="built: references this tool trains (or has in the store); imported: those registered with "
+                   "`refs import`. Overrides verify.source (default built).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the verdict and its numbers as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report for CI.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a Markdown report.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Write an HTML report (the verdict, each part against the retrained references, figures) to this "
+                   "directory.")
+@click.option("--summary-md", "summary_path", type=click.Path(dir_okay=False),
+              help="Write the verdict as a Markdown summary (e.g. for a CI job summary).")
+@click.option("--quiet", is_flag=True, help="No progress bars (the verdict is always printed).")
 @_handle_errors
 def verify(config_path, model_path, references, originals, max_references, alpha, gamma, min_power,
-           utility_tolerance, json_path, junit_path, report_path, quiet, **flags):
+           utility_tolerance, reference_source, json_path, junit_path, report_dir, summary_path, quiet, **flags):
     """Certify that a model has forgotten the forget set: PASS, FAIL or INCONCLUSIVE.
 
     Threat model: whoever unlearned wants the gate to pass, holds this tool and may post-process
@@ -340,9 +354,10 @@ def verify(config_path, model_path, references, originals, max_references, alpha
 
     config = _with_verify_settings(_config(config_path, **flags), references=_count(references, "--references"),
                                    originals=_count(originals, "--originals"), max_references=max_references,
-                                   alpha=alpha, gamma=gamma, min_power=min_power, utility_tolerance=utility_tolerance)
-    info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_path=report_path,
-                      progress=not quiet)
+                                   alpha=alpha, gamma=gamma, min_power=min_power, utility_tolerance=utility_tolerance,
+                                   source=reference_source)
+    info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_dir=report_dir,
+                      summary_path=summary_path, progress=not quiet)
     from unlearn_audit.report.verify import verdict_lines
 
     for line in verdict_lines(info):
@@ -406,6 +421,26 @@ def probe(config_path, model_path, space, threshold, references, originals, json
 
 
 @main.group()
+def split():
+    """Export the scenario's split, so your own training code uses exactly these sets."""
+
+
+@split.command("export")
+@_scenario_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSON file to write.")
+@_handle_errors
+def split_export(config_path, out, **flags):
+    """Write the split's training pool, forget, retain, held-out halves and test indices (dataset
+    indices) with the dataset, split and pool fingerprints. Train your models on exactly these
+    sets, then `refs import` them; `--split FILE` reads the file back as the same split."""
+    from unlearn_audit import api
+
+    info = api.export_split(_config(config_path, **flags), out)
+    click.echo(f"wrote {info['out']}: {info['pool']} training-pool examples ({info['forget']} to forget), "
+               f"{info['heldout']} held-out, {info['test']} test; split fingerprint {info['split_fingerprint']}")
+
+
+@main.group()
 def refs():
     """Reference-model banks in the store: build them ahead of an audit, list what is there."""
 
@@ -433,6 +468,25 @@ def refs_build(config_path, kind, count, chunk_size, gpus_per_task, no_ensemble,
     click.echo(f"{kind} bank of {count} ({info['dataset']}, {info['arch']}, forget {info['forget']}): "
                f"{info['trained']} trained, {info['reused']} reused, {info['rebuilt']} rebuilt in {info['seconds']:.1f} s"
                + (f"; mean test accuracy of new models {100 * acc:.1f}%" if acc is not None else ""))
+
+
+@refs.command("import")
+@_scenario_options
+@click.option("--kind", type=click.Choice(["original", "retrain"]), required=True,
+              help="original: trained on the training pool; retrain: trained on the retain set (without the forget set).")
+@click.option("--split-fingerprint", required=True,
+              help="The split the models were trained for, as `split export` printed it (an original may give the "
+                   "pool fingerprint); a mismatch with this scenario is refused.")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_handle_errors
+def refs_import(config_path, kind, split_fingerprint, checkpoints, **flags):
+    """Register reference models trained elsewhere (checkpoints or bare state dicts of the scenario's
+    architecture) as this scenario's imported bank; `verify --reference-source imported` uses them."""
+    from unlearn_audit import api
+
+    info = api.import_references(_config(config_path, **flags), kind, list(checkpoints), split_fingerprint)
+    click.echo(f"imported {info['added']} {kind} reference models ({info['already']} already there); the imported "
+               f"{kind} bank now holds {info['total']} (store {info['store']})")
 
 
 @refs.command("list")

@@ -2,12 +2,13 @@
 
 Sections and keys (every key optional; see ``examples/digits.toml``)::
 
-    [data]     dataset, data_root, download, forget, test_fraction, heldout_fraction, split_seed
+    [data]     dataset, data_root, download, forget, similar, split, memorization_models, test_fraction,
+               heldout_fraction, split_seed
     [train]    arch, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule,
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last, backend, workers
     [bench]    methods (default: all), references, out
-    [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance
+    [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance, source
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
 Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
@@ -41,6 +42,7 @@ class DataConfig:
     download: bool = False
     forget: str = "random:0.1"
     similar: str = "none"  # planted copies of the forget set: none, duplicates:K, augmented:K
+    split: str | None = None  # a split file (train / test / forget / heldout indices) instead of drawing one
     memorization_models: int = 16  # shadow models that score the pool for memorization:… forget specs
     test_fraction: float = 0.2
     heldout_fraction: float = 0.2
@@ -88,8 +90,11 @@ class VerifyConfig:
     gamma: float = 0.9            # ... with this confidence over the draw of the reference bank
     min_power: float = 0.8        # 95 % lower confidence bound on power below which the verdict is INCONCLUSIVE
     utility_tolerance: float = 2.0  # allowed test-accuracy drop (points) below the retrained references
+    source: str = "built"         # references built by this tool, or "imported" (unlearn-audit refs import)
 
     def __post_init__(self):
+        if self.source not in ("built", "imported"):
+            raise ConfigError(f"verify.source must be built or imported, got {self.source!r}")
         for key in ("references", "originals"):  # verify's own minimums are checked by verify
             value = getattr(self, key)
             if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -291,7 +296,9 @@ FLAG_KEYS = {
     "download": ("data", "download"),
     "forget": ("data", "forget"),
     "similar": ("data", "similar"),
+    "split": ("data", "split"),
     "arch": ("train", "arch"),
+    "trainer": ("train", "trainer"),
     "epochs": ("train", "epochs"),
     "seed": ("run", "seed"),
     "device": ("run", "device"),
@@ -321,8 +328,8 @@ def apply_overrides(config: Config, **flags) -> Config:
         raw[section][key] = value
     if dataset_changed and config.source == Config().source:
         default_train = default_recipe(raw["data"]["dataset"]).to_dict()
-        for key in ("arch", "epochs"):
-            if flags.get(key) is not None:
-                default_train[key] = flags[key]
+        for flag, (section, key) in FLAG_KEYS.items():
+            if section == "train" and flags.get(flag) is not None:
+                default_train[key] = flags[flag]
         raw["train"] = default_train
     return config_from_dict(raw, config.source if not dataset_changed else f"{config.source} + --dataset")

@@ -29,6 +29,8 @@ from unlearn_audit.errors import ConfigError, WorkerError
 from unlearn_audit.training.ensemble import train_ensemble
 from unlearn_audit.training.loop import Accelerator, accuracy
 from unlearn_audit.training.recipe import Recipe
+from unlearn_audit.training.trainer import init_model
+from unlearn_audit.training.user_trainer import fit_with
 
 BACKENDS = ("local", "process", "ray")
 DEFAULT_CHUNK = 16
@@ -58,6 +60,9 @@ class TrainData:
     store_root: str
     accel: Accelerator = field(default_factory=Accelerator)
     ensemble: bool = True
+    # with a user trainer (recipe.trainer): the whole dataset and the dataset indices of x's rows,
+    # since that trainer is handed a dataset and dataset indices
+    user_data: tuple | None = None
 
 
 def train_chunk(data: TrainData, jobs: Sequence[TrainJob]) -> list[dict]:
@@ -94,11 +99,11 @@ def _train_missing(data: TrainData, store, jobs: Sequence[TrainJob]) -> list[dic
     results = [{"key": job.key, "accuracy": store.manifest(job.key)["extra"].get("accuracy", float("nan")),
                 "seconds": 0.0, "trained": False} for job in jobs if store.has(job.key)]
     missing = [job for job in jobs if not store.has(job.key)]
-    groups = ([missing] if missing else []) if data.ensemble else [[job] for job in missing]
+    vectorised = data.ensemble and data.recipe.trainer is None  # a user trainer runs model by model
+    groups = ([missing] if missing else []) if vectorised else [[job] for job in missing]
     for group in groups:
         start = time.perf_counter()
-        models = train_ensemble(data.recipe, data.x, data.y, [j.indices for j in group],
-                                [j.seed for j in group], num_classes=data.num_classes, accel=data.accel)
+        models = _train_group(data, group)
         seconds = (time.perf_counter() - start) / len(group)
         for job, model in zip(group, models):
             acc = accuracy(model, data.eval_x, data.eval_y, data.accel)
@@ -106,6 +111,17 @@ def _train_missing(data: TrainData, store, jobs: Sequence[TrainJob]) -> list[dic
                               extra={**job.extra, "accuracy": acc, "seconds": seconds})
             results.append({"key": job.key, "accuracy": acc, "seconds": seconds, "trained": True})
     return results
+
+
+def _train_group(data: TrainData, group: Sequence[TrainJob]) -> list:
+    """The models of ``group``: one vectorised ensemble (or one model), or the user's trainer."""
+    if data.recipe.trainer is None:
+        return train_ensemble(data.recipe, data.x, data.y, [j.indices for j in group], [j.seed for j in group],
+                              num_classes=data.num_classes, accel=data.accel)
+    dataset, rows = data.user_data
+    return [fit_with(data.recipe.trainer,
+                     init_model(data.recipe, data.num_classes, tuple(data.x.shape[1:]), job.seed, data.x, job.indices),
+                     dataset, rows[job.indices], seed=job.seed, accel=data.accel) for job in group]
 
 
 def chunks(jobs: Sequence[TrainJob], size: int) -> list[list[TrainJob]]:

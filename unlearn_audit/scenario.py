@@ -17,6 +17,7 @@ import torch
 from unlearn_audit.bank import Bank, BankSpec, build_bank, load_bank
 from unlearn_audit.config import Config
 from unlearn_audit.data import Dataset, Split, load_dataset, make_split, parse_forget_spec
+from unlearn_audit.data.split_file import split_from_file
 from unlearn_audit.data.splits import forgetting, parse_memorization_spec
 from unlearn_audit.data.planting import parse_similar_spec, plant_similar, swap_confused_labels
 from unlearn_audit.errors import ConfigError
@@ -28,6 +29,7 @@ from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
 from unlearn_audit.training.loop import Accelerator
 from unlearn_audit.training.recipe import Recipe
+from unlearn_audit.training.user_trainer import check_trainer
 
 
 def resolve_arch(recipe: Recipe, dataset: Dataset) -> Recipe:
@@ -57,21 +59,28 @@ class Scenario:
         parse_similar_spec(d.similar)
         dataset = load_dataset(d.dataset, d.data_root, d.download)
         recipe = resolve_arch(config.train, dataset)
-        # Fail on a bad architecture now, not after the first minutes of work.
+        # Fail on a bad architecture or trainer now, not after the first minutes of work.
         build_model(recipe.arch, dataset.num_classes, dataset.input_shape)
+        if recipe.trainer is not None:
+            check_trainer(recipe.trainer)
         accel = Accelerator(device=resolve_device(run.device), amp=run.amp, channels_last=run.channels_last)
         store = store or Store(run.store)
         sizes = {"seed": d.split_seed, "test_fraction": d.test_fraction, "heldout_fraction": d.heldout_fraction}
+
+        def split_for(forget: str, memorization=None) -> Split:
+            if d.split is not None:
+                return split_from_file(dataset, d.split, forget, seed=d.split_seed, memorization=memorization)
+            return make_split(dataset, forget, memorization=memorization, **sizes)
+
         scores = None
         if kind == "memorization":
             parse_memorization_spec(d.forget)  # before the shadow bank trains
             # The pool does not depend on the forget spec; the scoring bank is seeded by the split seed,
             # so the forget set, like every split, does not change with run.seed (the models' seed).
-            pool_only = make_split(dataset, "random:0.5", **sizes)
-            scores = pool_memorization(dataset, pool_only, recipe, models=d.memorization_models, seed=d.split_seed,
-                                       store=store, accel=accel, backend=run.backend, workers=run.workers,
-                                       progress=progress)
-        split = make_split(dataset, d.forget, memorization=scores, **sizes)
+            scores = pool_memorization(dataset, split_for("random:0.5"), recipe, models=d.memorization_models,
+                                       seed=d.split_seed, store=store, accel=accel, backend=run.backend,
+                                       workers=run.workers, progress=progress)
+        split = split_for(d.forget, scores)
         dataset, split = swap_confused_labels(dataset, split)
         dataset, split = plant_similar(dataset, split, d.similar, seed=d.split_seed)
         return cls(config, dataset, split, recipe, accel, store)

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from unlearn_audit._io import dumps_json
+from unlearn_audit._io import dumps_json, sha256_file
 from unlearn_audit.errors import StoreError, StoreWriteError
 
 STORE_FORMAT = 1
@@ -64,14 +64,6 @@ def _versions() -> dict:
 
 #: Age after which a leftover in the store's ``tmp/`` is deleted.
 STALE_TMP_SECONDS = 24 * 3600
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def canonical_key(fields: dict) -> str:
@@ -140,7 +132,7 @@ class Store:
                 "key": key,
                 "kind": kind,
                 "fields": fields,
-                "sha256": _sha256_file(payload),
+                "sha256": sha256_file(payload),
                 "bytes": payload.stat().st_size,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "versions": _versions(),
@@ -180,7 +172,7 @@ class Store:
 
         manifest = self.manifest(key)
         payload = self.path(key) / "payload.safetensors"
-        if not payload.is_file() or _sha256_file(payload) != manifest.get("sha256"):
+        if not payload.is_file() or sha256_file(payload) != manifest.get("sha256"):
             raise CorruptEntryError(f"store entry {key} ({manifest.get('kind')}) is corrupt: payload hash mismatch")
         try:
             return load_file(str(payload))

@@ -16,11 +16,14 @@ import time
 import numpy as np
 import torch
 
+from unlearn_audit import __version__
+from unlearn_audit._io import sha256_file
 from unlearn_audit.audit import default_queries, model_signals
 from unlearn_audit.config import Config
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.signals import SignalSet, bank_signals, compute_logits
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.imported import load_imported
 from unlearn_audit.verify import (
     FIT_EVERY, Verdict, FORGET, FORGOTTEN_UNSEEN, MIN_ORIGINALS, MIN_RETRAINED, RETAIN, UNSEEN, Gate, split_references,
 )
@@ -74,9 +77,10 @@ class References:
 
     models: list
     keys: list[str]
-    seeds: list[int]
+    seeds: list  # ints for built references; "imported:<sha256 prefix>" for imported ones
     identical: list[int]
     signals: _Signals | None = None
+    sources: list[dict] | None = None  # imported references: the files they came from
 
 
 def references_other_than(target, scenario: Scenario, kind: str, count: int, progress: bool) -> References:
@@ -114,7 +118,7 @@ def check_reference_counts(v) -> None:
     """Refuse reference counts the gate cannot work with, naming the options to raise."""
     refs = v.reference_sizes()[0]
     if refs < MIN_RETRAINED or v.originals_for(refs) < MIN_ORIGINALS:
-        raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained (--references; a quarter fit the references' means, "
+        raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained (--references; one in eight fits the references' means, "
                           f"the others calibrate) and {MIN_ORIGINALS} original (--originals) reference models, "
                           f"got {refs} and {v.originals_for(refs)}")
 
@@ -153,20 +157,37 @@ class PreparedGate:
                                utility_tolerance=utility_tolerance, seed=seed)
 
 
+def _imported(scenario: Scenario, kind: str) -> References:
+    bank = load_imported(scenario, kind)
+    return References(bank.models, bank.keys, bank.seeds, [], sources=bank.sources)
+
+
 def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -> PreparedGate:
     """Build (or load) the reference banks for ``v`` (a :class:`~unlearn_audit.config.VerifyConfig`)
     and the gate: with ``references = "auto"``, sizes from the ladder until the gate is powered, or
-    until more references could not make it so (:attr:`~unlearn_audit.verify.Gate.hopeless`).
-    Reference models identical to ``target`` are replaced by the next ones of their bank."""
-    check_reference_counts(v)
+    until more references could not make it so (:attr:`~unlearn_audit.verify.Gate.hopeless`); with
+    ``source = "imported"``, every imported reference of the scenario (``refs import``). Reference
+    models identical to ``target`` are replaced by the next ones of their bank."""
     parts = verify_parts(scenario)
     indices = np.concatenate(list(parts.values()))
     queries = default_queries(scenario.recipe.augment)
     tried = []
-    for k in v.reference_sizes():
-        k_o = v.originals_for(k)
-        originals = references_other_than(target, scenario, "original", k_o, progress)
-        retrained = references_other_than(target, scenario, "retrain", k, progress)
+    if v.source == "imported":
+        sizes = [None]
+    else:
+        check_reference_counts(v)
+        sizes = v.reference_sizes()
+    for k in sizes:
+        if k is None:
+            originals, retrained = _imported(scenario, "original"), _imported(scenario, "retrain")
+            k, k_o = len(retrained.models), len(originals.models)
+            if k < MIN_RETRAINED or k_o < MIN_ORIGINALS:
+                raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained and {MIN_ORIGINALS} original "
+                                  f"references; {k} and {k_o} are imported — import more (unlearn-audit refs import)")
+        else:
+            k_o = v.originals_for(k)
+            originals = references_other_than(target, scenario, "original", k_o, progress)
+            retrained = references_other_than(target, scenario, "retrain", k, progress)
         originals.signals = _bank_signals(originals, scenario, indices, queries)
         retrained.signals = _bank_signals(retrained, scenario, indices, queries)
         fit, calibration = split_references(retrained.signals.parts(_bounds(parts)))
@@ -180,6 +201,25 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
     return PreparedGate(scenario, gate, parts, queries, originals, retrained, tried)
 
 
+def _provenance(scenario: Scenario, record: dict, v) -> dict:
+    """What was and was not checked about where the target and the references come from."""
+    meta = record.get("meta", {})
+    checked = [f"architecture {record['arch']!r}, {record['num_classes']} classes, inputs "
+               f"{tuple(record['input_shape'])}, finite weights"]
+    not_checked = []
+    if isinstance(meta.get("scenario"), dict):
+        checked.append("the checkpoint's scenario record: dataset, training pool and recipe"
+                       + (", forget set" if "method" in meta or meta.get("trained_on") == "retain" else ""))
+    else:
+        not_checked.append("how the target was trained (a checkpoint without this tool's scenario record: its "
+                           "dataset, training pool, recipe and forget set are taken on trust)")
+    trainer = scenario.recipe.trainer
+    references = ("imported by the user (refs import)" if v.source == "imported" else
+                  f"trained by this tool with the user's trainer {trainer!r} (version {scenario.recipe.trainer_version!r})"
+                  if trainer else "trained by this tool with the scenario's recipe")
+    return {"checked": checked, "not_checked": not_checked, "references": references}
+
+
 def verify_model(config: Config, model_path, *, progress: bool = True) -> dict:
     """Certify the checkpoint at ``model_path`` for the scenario of ``config``: the verdict
     (:meth:`~unlearn_audit.verify.Verdict.to_dict`) and its context, as one JSON-ready dict."""
@@ -191,22 +231,35 @@ def verify_model(config: Config, model_path, *, progress: bool = True) -> dict:
     prepared = prepare_gate(scenario, v, target=target, progress=progress)
     verdict = prepared.judge(target, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
     originals, retrained, parts, queries = prepared.originals, prepared.retrained, prepared.parts, prepared.queries
+    provenance = _provenance(scenario, record, v)
+    controls_failed = [n for n in (RETAIN.name, UNSEEN.name) if verdict.parts[n].failed]
+    if controls_failed and provenance["not_checked"]:
+        verdict.reasons.append("the target differs from the references even where originals and retrained models "
+                               "agree; nothing records how it was trained, so the references' training may not match "
+                               "the target's — train them with the same code (train.trainer) or import references "
+                               "trained like the target (refs import)")
     for kind, refs in (("original", originals), ("retrained", retrained)):
         if refs.identical:
             verdict.reasons.append(f"the target is identical to the {kind} reference model with seed "
                                    f"{refs.identical[0]}; it was replaced by the next model of that bank (a model is "
                                    f"no reference for itself)")
     info = {
-        "model": str(model_path), "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
+        "tool": {"name": "unlearn-audit", "version": __version__},
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": str(model_path), "model_sha256": sha256_file(model_path),
+        "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
         "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
-        "references": {"auto": v.references == "auto", "retrained": len(retrained.models),
+        "references": {"source": v.source, "auto": v.source == "built" and v.references == "auto",
+                       "retrained": len(retrained.models),
                        "originals": len(originals.models), "tried": prepared.tried,
                        "fit_seeds": retrained.seeds[0::FIT_EVERY],
                        "calibration_seeds": [s for i, s in enumerate(retrained.seeds) if i % FIT_EVERY],
-                       "original_seeds": originals.seeds},
+                       "original_seeds": originals.seeds,
+                       "imported_from": None if v.source == "built" else {"retrained": retrained.sources,
+                                                                          "originals": originals.sources}},
         "parts": {n: int(idx.size) for n, idx in parts.items()},
         "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
-        "checkpoint_meta": record.get("meta", {}),
+        "checkpoint_meta": record.get("meta", {}), "provenance": provenance,
     }
     if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
         ic = {name: [100 * model_signals(m, scenario, queries, parts=("test",)).interclass_confusion for m in models]

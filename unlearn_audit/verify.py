@@ -27,27 +27,30 @@ Design notes (why each piece is there):
      (noise, another recipe);
    * forget parts (F, and the forgotten class's unseen examples): the model's own calibration map
      first — φ_i ≈ a + b·μ_i fitted by least squares on its *unseen* control examples, residual
-     spread ŝ — then V = log mean_{i∈F} ((φ_i − a − b·μ_i)/ŝ)². For a retrained model F is unseen
-     data like any other, so F's residuals look like the unseen ones; a model that remembers F is
-     more confident there than its own calibration predicts. An affine change of φ (which a
-     temperature nearly is) changes a, b and ŝ and leaves V unchanged: this statistic measures
-     forgetting, not calibration. The sign of the mean residual tells under- from over-forgetting.
+     spread ŝ — then L = mean_{i∈F} (φ_i − a − b·μ_i)/ŝ. For a retrained model F is unseen data
+     like any other, so F's residuals look like the unseen ones; a model that remembers F is more
+     confident there than its own calibration predicts (L too high: under-forgetting), one that
+     pushed F away less (L too low: over-forgetting). An affine change of φ (which a temperature
+     nearly is) changes a, b and ŝ and leaves L unchanged: this statistic measures forgetting, not
+     calibration. Two-sided. (A log mean square of the same residuals was the first choice; on
+     digits the mean detects a model ~0.3 of the way back to the original where it needed ~0.45,
+     and on a team's MLP without this tool's recipe it had no power at 8 + 8 references.)
 
-   Log mean squares are one-sided (only "too far from retraining" fails), nearly normal across
-   models, and need no IN fit — the old leak-list artefact (noise in μ_IN − μ_OUT flipping the
-   sign of ℓ) has nothing to act on.
+   Both statistics are nearly normal across models and need no IN fit — the old leak-list
+   artefact (noise in μ_IN − μ_OUT flipping the sign of ℓ) has nothing to act on.
 3. **Critical values for this bank.** The retrained references are split in two (by position,
-   so a grown bank keeps every model's role): a quarter *fit* μ, three quarters *calibrate* —
+   so a grown bank keeps every model's role): one in eight *fits* μ, the others *calibrate* —
    they are scored like the target. Given the fit, a calibration model's V and a retrained target's V
-   are i.i.d., so a one-sided normal tolerance bound over the K_c calibration values
-   (:mod:`unlearn_audit.tolerance`), with content 1 − α/J and confidence 1 − (1 − γ)/J for J
-   parts, makes the union bound give: with confidence ≥ γ over the bank, P(false FAIL) ≤ α. A
+   are i.i.d., so one-sided normal tolerance bounds over the K_c calibration values
+   (:mod:`unlearn_audit.tolerance`) — one per control part, two per forget part (too high, too
+   low), each with content 1 − α/B and confidence 1 − (1 − γ)/B for B bounds in all (4 for random
+   forgetting) — make the union bound give: with confidence ≥ γ over the bank, P(false FAIL) ≤ α. A
    prediction interval (the first version) has rate α only on average over banks — over 60 cached
    4 + 4 banks its rate had a 90th percentile of 18 %.
 4. **Power** is the chance that an *original* FAILs on the forget set: estimated from the original
-   models' V against the critical value (normal model), reported with a one-sided 95 % lower
-   confidence bound; INCONCLUSIVE when that bound is below ``min_power`` (and no part FAILed:
-   a FAIL is valid at level α whatever the power). It depends on the references only, so
+   models' statistics against the critical value (normal model), reported with a one-sided 95 %
+   lower confidence bound; INCONCLUSIVE when the estimate is below ``min_power`` (and no part
+   FAILed: a FAIL is valid at level α whatever the power). It depends on the references only, so
    ``--references auto`` grows the banks until it is met *before* the target is looked at; the
    size of the test stays α.
 5. **Also reported.** Completeness (L̄_o − L_t)/(L̄_o − L̄_r) on the mean forget residual L
@@ -66,6 +69,7 @@ Everything here is numpy on per-example φ (averaged over augmentation queries);
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -108,7 +112,8 @@ class PartResult:
     """One part's statistic for the target against this bank's critical value."""
 
     statistic: float
-    critical: float
+    critical: float        # the part fails above this …
+    critical_low: float | None  # … or, for forget parts, below this
     null_mean: float
     null_sd: float
     originals_mean: float
@@ -155,7 +160,11 @@ class Verdict:
     def margin(self) -> float:
         """How far the target is from passing every part, in null standard deviations (≤ 0: no part
         fails). What an adversary holding the tool would minimise."""
-        return max((r.statistic - r.critical) / max(r.null_sd, 1e-12) for r in self.parts.values())
+        def excess(r: PartResult) -> float:
+            below = -np.inf if r.critical_low is None else r.critical_low - r.statistic
+            return max(r.statistic - r.critical, below) / max(r.null_sd, 1e-12)
+
+        return max(excess(r) for r in self.parts.values())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -250,11 +259,29 @@ class Gate:
         self._cal_phi, self._orig_phi = cal, orig
         self.calibration = self.scores(cal)
         self.originals = self.scores(orig)
-        self.factor = one_sided_factor(self.n_calibration, 1 - self.alpha / len(names),
-                                       1 - (1 - self.gamma) / len(names))
         self.null = {p: (float(s.value.mean()), float(s.value.std(ddof=1))) for p, s in self.calibration.items()}
-        self.critical = {p: m + self.factor * max(sd, 1e-12) for p, (m, sd) in self.null.items()}
+        self.bounds = {}  # part → (lower, upper): the part fails outside
+        for part in self.parts:
+            m, sd = self.null[part.name]
+            content, confidence = self._levels(part)
+            k = one_sided_factor(self.n_calibration, content, confidence) * max(sd, 1e-12)
+            self.bounds[part.name] = (m - k if part.forget else -np.inf, m + k)
         self.power, self.power_lower = self._power()
+
+    @property
+    def n_bounds(self) -> int:
+        """One-sided bounds the gate checks: two per forget part (too high, too low), one per control."""
+        return sum(2 if p.forget else 1 for p in self.parts)
+
+    def _levels(self, part: Part) -> tuple[float, float]:
+        """(content, confidence) of every one-sided bound: the union bound spreads α and 1 − γ
+        evenly over the B bounds."""
+        return 1 - self.alpha / self.n_bounds, 1 - (1 - self.gamma) / self.n_bounds
+
+    @property
+    def critical(self) -> dict[str, float]:
+        """The upper bound of each part (where under-forgetting, or any departure of a control, fails)."""
+        return {p: hi for p, (_, hi) in self.bounds.items()}
 
     # -- statistics --------------------------------------------------------------------------
     def scores(self, phi: dict[str, np.ndarray]) -> dict[str, _Scores]:
@@ -270,9 +297,10 @@ class Gate:
             p = part.name
             if part.forget:
                 dev = (phi[p] - coef[0][:, None] - coef[1][:, None] * self.mu[p][None]) / s_hat[:, None]
+                out[p] = _Scores(dev.mean(-1), dev)
             else:
                 dev = (phi[p] - self.mu[p][None]) / self.sigma[p]
-            out[p] = _Scores(np.log((dev ** 2).mean(-1) + _TINY), dev)
+                out[p] = _Scores(np.log((dev ** 2).mean(-1) + _TINY), dev)
         return out
 
     def _power(self) -> tuple[float, float]:
@@ -284,7 +312,7 @@ class Gate:
 
     @property
     def powered(self) -> bool:
-        return self.power_lower >= self.min_power
+        return self.power >= self.min_power
 
     @property
     def hopeless(self) -> bool:
@@ -293,16 +321,19 @@ class Gate:
     @property
     def power_limit(self) -> float:
         """The power estimate if the calibration sample were unlimited (its mean and sd exact, the
-        factor at its limit z_{1−α/J}): what growing the bank could reach at best."""
+        factor at its limit, the normal quantile of the bound's content): what growing the bank
+        could reach at best."""
         m_c, s_c = self.null[FORGET.name]
         values = self.originals[FORGET.name].value
-        limit = m_c + sps.norm.ppf(1 - self.alpha / len(self.parts)) * max(s_c, 1e-12)
+        limit = m_c + sps.norm.ppf(self._levels(FORGET)[0]) * max(s_c, 1e-12)
         sd = values.std(ddof=1)
         return float(sps.norm.sf((limit - values.mean()) / sd)) if sd > 0 else float(values.mean() > limit)
 
-    def min_detectable_departure(self, grid: int = 41, pairs: int = 64) -> float | None:
+    @functools.cached_property  # a property of the bank, asked for by every verdict
+    def min_detectable_departure(self) -> float | None:
         """Smallest λ for which a model whose forget-set φ is λ of the way from a retrained model's to
         an original's (elsewhere retrained) FAILs the forget part in most (calibration, original) pairs."""
+        grid, pairs = 41, 64
         kc, ko = self.n_calibration, self.n_originals
         idx = [(j, o) for j in range(kc) for o in range(ko)]
         step = max(1, len(idx) // pairs)
@@ -320,7 +351,8 @@ class Gate:
     def guarantee(self) -> str:
         return (f"With {self.gamma:.0%} confidence over the draw of this bank's {self.n_calibration} calibration "
                 f"references, a model retrained without the forget set FAILs this gate with probability at most "
-                f"{self.alpha:g} (normal tolerance bounds on {len(self.parts)} parts, union bound).")
+                f"{self.alpha:g} (normal tolerance bounds on {len(self.parts)} parts, union bound over "
+                f"{self.n_bounds} bounds).")
 
     # -- the decision ------------------------------------------------------------------------
     def judge(self, target: dict, *, test_accuracy: float, retrained_test_accuracy, utility_tolerance: float = 2.0,
@@ -354,8 +386,8 @@ class Gate:
         elif not self.powered:
             verdict = INCONCLUSIVE
             reasons.append(f"the audit cannot reliably tell an original model from a retrained one on the forget set: "
-                           f"power {self.power:.0%} (95 % lower bound {self.power_lower:.0%} < {self.min_power:.0%}), "
-                           f"so a pass would mean nothing")
+                           f"estimated power {self.power:.0%} < {self.min_power:.0%} (95 % lower bound "
+                           f"{self.power_lower:.0%}), so a pass would mean nothing")
             if self.hopeless:
                 advice.append(f"more reference models would not help: even unlimited ones would give power "
                               f"≈ {self.power_limit:.0%}; originals and retrained models hardly differ on this forget set")
@@ -391,7 +423,7 @@ class Gate:
         return Verdict(
             verdict=verdict, reasons=reasons, guarantee=self.guarantee(), p_value=float(p_value), power=self.power,
             power_lower=self.power_lower, alpha=self.alpha, gamma=self.gamma, min_power=self.min_power, parts=parts,
-            completeness=completeness, completeness_ci=ci, min_detectable_departure=self.min_detectable_departure(),
+            completeness=completeness, completeness_ci=ci, min_detectable_departure=self.min_detectable_departure,
             utility=utility, n_forget=int(tgt[FORGET.name].size), n_fit=self.n_fit,
             n_calibration=self.n_calibration, n_originals=self.n_originals, leaking=leaking,
             example_p_values=ex_p, separated=separated, advice=advice,
@@ -400,17 +432,18 @@ class Gate:
     def _part_result(self, part: Part, s: _Scores) -> PartResult:
         m, sd = self.null[part.name]
         value = float(s.value[0])
-        distance = (value - m) / max(sd, 1e-12)
-        content = content_at(distance, self.n_calibration, 1 - (1 - self.gamma) / len(self.parts))
-        p_value = min(1.0, len(self.parts) * (1.0 - content))
+        lo, hi = self.bounds[part.name]
+        distance = (abs(value - m) if part.forget else value - m) / max(sd, 1e-12)
+        _, confidence = self._levels(part)
+        p_value = min(1.0, self.n_bounds * (1.0 - content_at(distance, self.n_calibration, confidence)))
         location, spread = float(s.location[0]), float(s.spread[0])
         if part.forget:
-            direction = "under" if location > 0 else "over"
+            direction = "under" if value > m else "over"
         else:
             direction = "scatter" if abs(location) < 0.5 * spread else ("higher" if location > 0 else "lower")
-        return PartResult(statistic=value, critical=self.critical[part.name], null_mean=m, null_sd=sd,
-                          originals_mean=float(self.originals[part.name].value.mean()), location=location,
-                          spread=spread, p_value=float(p_value), failed=value > self.critical[part.name],
+        return PartResult(statistic=value, critical=hi, critical_low=None if lo == -np.inf else lo, null_mean=m,
+                          null_sd=sd, originals_mean=float(self.originals[part.name].value.mean()), location=location,
+                          spread=spread, p_value=float(p_value), failed=not lo <= value <= hi,
                           direction=direction, n_examples=int(s.deviations.shape[-1]))
 
     def _completeness(self, target: dict[str, _Scores], bootstrap: int, seed: int):
@@ -458,8 +491,8 @@ def _failure_reasons(failed: list[Part], parts: dict[str, PartResult]) -> list[s
         else:
             reasons.append(f"on {part.words} the model is less confident than its own behaviour on unseen data "
                            f"predicts, unlike any retrained model: they were pushed away rather than forgotten, "
-                           f"which itself gives them away (over-forgetting; statistic {r.statistic:.3g} > "
-                           f"critical {r.critical:.3g})")
+                           f"which itself gives them away (over-forgetting; statistic {r.statistic:.3g} < "
+                           f"critical {r.critical_low:.3g})")
     controls = [p for p in failed if not p.forget]
     shifts = {parts[p.name].direction for p in controls}
     if len(controls) > 1 and len(shifts) == 1 and shifts <= {"higher", "lower"}:
@@ -498,16 +531,18 @@ def _check_accuracies(test_accuracy: float, retrained: np.ndarray) -> np.ndarray
 
 
 #: Every FIT_EVERY-th retrained reference fits μ, the others calibrate.
-FIT_EVERY = 4
+FIT_EVERY = 8
 
 
 def split_references(retrained: dict) -> tuple[dict, dict]:
-    """The retrained references' roles: positions 0, 4, 8, … fit μ, the others calibrate.
+    """The retrained references' roles: positions 0, 8, 16, … fit μ, the others calibrate.
 
-    A noisy μ shifts every scored model alike, so few fit models cost little, while the tolerance
-    factor shrinks quickly with more calibration models: on digits a quarter / three quarters split
-    gave the gate more power than halves at the same false-FAIL rates. Positions, not draws, keep
-    every model's role when a bank grows (its first models are kept)."""
+    A noisy μ shifts every scored model alike, so few fit models cost little (on digits the
+    originals sat as many null sds from the retrained models with 1, 2 or 3 fit models), while the
+    tolerance factor shrinks quickly with more calibration models: one in eight fitting gave the
+    gate more power than a quarter or a half at the same false-FAIL rates (at 8 references: power
+    0.91 against 0.73). Positions, not draws, keep every model's role when a bank grows (its first
+    models are kept)."""
     arrays = {p: np.asarray(v) for p, v in retrained.items()}
     return ({p: v[0::FIT_EVERY] for p, v in arrays.items()},
             {p: np.delete(v, np.s_[0::FIT_EVERY], axis=0) for p, v in arrays.items()})

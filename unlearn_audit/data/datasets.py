@@ -3,7 +3,8 @@
 Built-in sources: ``digits`` (scikit-learn's bundled 8x8 images, the embedded default, no
 download), ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``cifar20`` (CIFAR-100 with its
 20 coarse classes, fine labels kept for sub-class forgetting) and ``svhn`` through torchvision,
-``npz:PATH`` and ``folder:PATH``. Torchvision datasets are only downloaded when asked to
+``npz:PATH``, ``folder:PATH`` and ``pkg.module:factory`` (the user's own callable, see
+:func:`_load_factory`). Torchvision datasets are only downloaded when asked to
 (``download=True``); a missing dataset says where it looked and how to get it.
 
 Images are stored normalised (per-channel mean 0, std 1) as float32 N x C x H x W tensors on the
@@ -74,16 +75,18 @@ def register_dataset(name: str):
 
 
 def dataset_names() -> list[str]:
-    return sorted(_SOURCES) + ["npz:PATH", "folder:PATH"]
+    return sorted(_SOURCES) + ["npz:PATH", "folder:PATH", "pkg.module:factory"]
 
 
 def load_dataset(spec: str, data_root: str | Path | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by registry name or ``npz:PATH`` / ``folder:PATH``."""
+    """Load a dataset by registry name, ``npz:PATH`` / ``folder:PATH`` or ``pkg.module:factory``."""
     root = Path(data_root).expanduser() if data_root else DEFAULT_DATA_ROOT
     if spec.startswith("npz:"):
         return with_fingerprint(_load_npz(Path(spec[4:]).expanduser()))
     if spec.startswith("folder:"):
         return with_fingerprint(_load_folder(Path(spec[7:]).expanduser()))
+    if ":" in spec:
+        return with_fingerprint(_load_factory(spec))
     if spec not in _SOURCES:
         raise DataError(
             f"unknown dataset {spec!r}; choose one of: {', '.join(dataset_names())}"
@@ -296,7 +299,13 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"{path} holds no arrays; it needs {_NPZ_LAYOUT}")
     if "x" not in arrays or "y" not in arrays:
         raise DataError(f"{path} must contain arrays 'x' and 'y' (found: {', '.join(files)}); it needs {_NPZ_LAYOUT}")
-    x, y = arrays["x"], arrays["y"]
+    return _from_arrays(f"npz:{path.name}", path, arrays["x"], arrays["y"], arrays.get("class_names"))
+
+
+def _from_arrays(name: str, path, x: np.ndarray, y: np.ndarray, class_names: np.ndarray | None,
+                 test_indices: np.ndarray | None = None) -> Dataset:
+    """A :class:`Dataset` from user arrays, every property checked (``path`` names their source in
+    messages): x real and finite, N x F or N x C x H x W; y N class ids 0..K-1; K names."""
     if x.ndim not in (2, 4):
         raise DataError(f"{path}: x must be N x F features or N x C x H x W images, got shape {x.shape}")
     if x.dtype.kind not in "biuf":  # bool, integers, floats; not strings, complex, dates or records
@@ -315,8 +324,8 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: y holds the negative class id {int(y.min())}; class ids are 0..K-1")
     n_classes = int(y.max()) + 1
     names = None
-    if "class_names" in arrays:
-        raw = arrays["class_names"]
+    if class_names is not None:
+        raw = np.asarray(class_names)
         if raw.ndim != 1 or raw.dtype.kind not in "USiu":  # names, or numbers used as names
             raise DataError(f"{path}: class_names has dtype {raw.dtype} and shape {raw.shape}; it must be a 1-D "
                             f"array of K strings, e.g. numpy.array(['cat', 'dog'])")
@@ -339,15 +348,70 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: x holds NaN or infinite values (or values too large for float32) in "
                         f"{int((~finite).sum())} examples (first: example {int(np.flatnonzero(~finite)[0])}); "
                         f"clean or drop them")
+    if test_indices is not None:
+        test_indices = np.asarray(test_indices)
+        if test_indices.ndim != 1 or not np.issubdtype(test_indices.dtype, np.integer) or \
+                (test_indices.size and (test_indices.min() < 0 or test_indices.max() >= y.shape[0])) or \
+                np.unique(test_indices).size != test_indices.size:
+            raise DataError(f"{path}: test_indices must be distinct example positions 0..{y.shape[0] - 1} (a 1-D "
+                            f"integer array), got dtype {test_indices.dtype} and shape {test_indices.shape}")
     xt, mean, std = _normalise(x)
     return Dataset(
-        name=f"npz:{path.name}",
+        name=name,
         x=xt,
         y=torch.from_numpy(y.astype(np.int64)),
         class_names=tuple(names) if names else tuple(str(i) for i in range(n_classes)),
         mean=mean,
         std=std,
+        test_indices=None if test_indices is None else np.sort(test_indices.astype(np.int64)),
     )
+
+
+_FACTORY_USAGE = ("a dataset factory takes no arguments and returns a dict with x (N x F or N x C x H x W "
+                  "numbers), y (N class ids 0..K-1) and optionally class_names (K strings) and test_indices (the "
+                  "positions of an official test portion), or a tuple (x, y[, class_names]), or a "
+                  "torch.utils.data.Dataset of (input, label) pairs (its .classes, if any, name the classes)")
+
+
+def _load_factory(spec: str) -> Dataset:
+    """``--dataset pkg.module:factory``: the user's own data, checked like an npz file."""
+    from unlearn_audit.plugins import call_user, import_callable
+
+    out = call_user(spec, import_callable(spec, "dataset"), (), what="dataset factory", usage=_FACTORY_USAGE)
+    fields = _unpack_factory(spec, out)
+    return _from_arrays(f"factory:{spec}", f"dataset factory {spec!r}", *fields)
+
+
+def _unpack_factory(spec: str, out) -> tuple:
+    """(x, y, class_names, test_indices) as numpy arrays from what a dataset factory returned."""
+    def array(value, key):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+        try:
+            return np.asarray(value)
+        except Exception as err:  # ragged lists and the like
+            raise DataError(f"dataset factory {spec!r}: {key} cannot be made an array ({err}); {_FACTORY_USAGE}") from None
+
+    if isinstance(out, dict):
+        missing = [k for k in ("x", "y") if k not in out]
+        unknown = sorted(set(out) - {"x", "y", "class_names", "test_indices"})
+        if missing or unknown:
+            raise DataError(f"dataset factory {spec!r} returned a dict {'without ' + ', '.join(missing) if missing else ''}"
+                            f"{' with unknown keys ' + ', '.join(unknown) if unknown else ''}; {_FACTORY_USAGE}")
+        return (array(out["x"], "x"), array(out["y"], "y"), out.get("class_names"),
+                None if out.get("test_indices") is None else array(out["test_indices"], "test_indices"))
+    if isinstance(out, (tuple, list)) and len(out) in (2, 3):
+        return array(out[0], "x"), array(out[1], "y"), (out[2] if len(out) == 3 else None), None
+    if isinstance(out, torch.utils.data.Dataset) and hasattr(out, "__len__"):
+        try:
+            pairs = [out[i] for i in range(len(out))]
+            x = np.stack([array(p[0], "an input") for p in pairs])
+            y = np.asarray([int(p[1]) for p in pairs])
+        except Exception as err:
+            raise DataError(f"dataset factory {spec!r}: its Dataset does not yield (input, label) pairs of one "
+                            f"shape ({type(err).__name__}: {err}); {_FACTORY_USAGE}") from None
+        return x, y, getattr(out, "classes", None), None
+    raise DataError(f"dataset factory {spec!r} returned {type(out).__name__}; {_FACTORY_USAGE}")
 
 
 def _load_folder(path: Path) -> Dataset:

@@ -162,13 +162,17 @@ def make_split(
     test_fraction: float = 0.2,
     heldout_fraction: float = 0.2,
     memorization: np.ndarray | None = None,
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    forget: np.ndarray | None = None,
 ) -> Split:
     """Split ``dataset`` deterministically in ``seed`` and choose the forget set.
 
     ``test_fraction`` is ignored for datasets with an official test portion. ``heldout_fraction``
     is a fraction of the non-test data. ``memorization`` holds a score per training-pool example,
     in pool order, for ``memorization:`` forget specs (the pool depends only on the dataset, the
-    seed and the fractions, so a first split with any forget spec gives it).
+    seed and the fractions, so a first split with any forget spec gives it). ``parts`` (pool,
+    held-out, test dataset indices, from a split file) replace the random partition, and ``forget``
+    (dataset indices in the pool) the forget spec, which then only labels the forget set.
     """
     for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
         if not 0.0 < frac < 1.0:
@@ -176,7 +180,13 @@ def make_split(
     _check_classes(dataset)
     n = len(dataset)
     rng = np.random.default_rng([seed, 0x5EED])
-    if dataset.test_indices is not None:
+    if parts is not None:
+        pool, heldout, test = (np.sort(np.asarray(p, dtype=np.int64)) for p in parts)
+        for name, part, least in (("test", test, MIN_TEST), ("held-out", heldout, MIN_HELDOUT),
+                                  ("training", pool, MIN_POOL)):
+            if part.size < least:
+                raise DataError(f"the split's {name} set has {_examples(part.size)}; at least {least} are needed")
+    elif dataset.test_indices is not None:
         test = np.sort(np.asarray(dataset.test_indices, dtype=np.int64))
         rest = np.setdiff1d(np.arange(n), test)
         rest = rng.permutation(rest)
@@ -184,12 +194,16 @@ def make_split(
         perm = rng.permutation(n)
         n_test = int(round(test_fraction * n))
         test, rest = np.sort(perm[:n_test]), perm[n_test:]
-    n_heldout = int(round(heldout_fraction * rest.size))
-    heldout = np.sort(rest[:n_heldout])
-    pool = np.sort(rest[n_heldout:])
+    if parts is None:
+        n_heldout = int(round(heldout_fraction * rest.size))
+        heldout = np.sort(rest[:n_heldout])
+        pool = np.sort(rest[n_heldout:])
     _check_sizes(dataset, test, heldout, pool, test_fraction, heldout_fraction)
-    forget_mask, scenario, forget_class, confusion = _forget_mask(dataset, pool, heldout, test, forget_spec, seed,
-                                                                  memorization)
+    if forget is not None:
+        forget_mask, scenario, forget_class, confusion = np.isin(pool, forget), "random", None, None
+    else:
+        forget_mask, scenario, forget_class, confusion = _forget_mask(dataset, pool, heldout, test, forget_spec, seed,
+                                                                      memorization)
     if not forget_mask.any():
         raise DataError(f"forget spec {forget_spec!r} selects no example of the training pool; the forget set is empty")
     if forget_mask.all():

@@ -7,11 +7,14 @@ retain loader). Spec status: confirmed.
 
 from __future__ import annotations
 
+import numpy as np
 from torch import nn
 
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods.base import DataAccess, Param, Unlearner, UnlearningTask
+from unlearn_audit.data.datasets import Dataset
 from unlearn_audit.training.trainer import fit, init_model
+from unlearn_audit.training.user_trainer import fit_with
 
 
 class Retrain(Unlearner):
@@ -27,7 +30,15 @@ class Retrain(Unlearner):
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         if task.recipe is None:
             raise ConfigError("method 'retrain' needs the original training recipe in the task")
-        fresh = init_model(task.recipe, task.num_classes, tuple(task.retain.x.shape[1:]),
-                           seed=task.seed + 104_729, x=task.retain.x)
-        return fit(fresh, task.retain.x, task.retain.y, task.recipe, seed=task.seed + 104_729,
+        seed = task.seed + 104_729
+        fresh = init_model(task.recipe, task.num_classes, tuple(task.retain.x.shape[1:]), seed=seed, x=task.retain.x)
+        if task.recipe.trainer is not None:  # the user's own training code, on the retain set
+            if self.hp["epochs"] is not None:
+                raise ConfigError("method 'retrain': epochs cannot be set with a user trainer (train.trainer); "
+                                  "it trains as its own code says")
+            retain = Dataset(name="retain set", x=task.retain.x.cpu(), y=task.retain.y.cpu(),
+                             class_names=tuple(str(c) for c in range(task.num_classes)), mean=(), std=())
+            return fit_with(task.recipe.trainer, fresh, retain, np.arange(len(task.retain)), seed=seed,
+                            accel=task.accel)
+        return fit(fresh, task.retain.x, task.retain.y, task.recipe, seed=seed,
                    accel=task.accel, epochs=self.hp["epochs"], where="method retrain")

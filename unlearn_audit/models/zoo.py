@@ -15,17 +15,14 @@ More architectures register with :func:`register_arch`.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import math
-import os
-import sys
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-from unlearn_audit.errors import ConfigError, UnlearnAuditError
+from unlearn_audit.errors import ConfigError
+from unlearn_audit.plugins import call_user, import_callable, is_plugin_spec
 
 ModelFactory = Callable[[int, tuple[int, ...]], nn.Module]
 _ARCHS: dict[str, ModelFactory] = {}
@@ -46,67 +43,20 @@ def arch_names() -> list[str]:
 def build_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Instantiate ``arch`` for ``num_classes`` outputs and inputs of ``input_shape`` (no batch dim)."""
     input_shape = tuple(int(s) for s in input_shape)
-    if ":" in arch:
-        factory = _import_factory(arch)
+    if is_plugin_spec(arch):
+        model = call_user(arch, import_callable(arch, "architecture"), (num_classes, input_shape),
+                          what="architecture factory",
+                          usage="an architecture factory must accept (num_classes, input_shape) and return an nn.Module")
     elif arch in _ARCHS:
-        factory = _ARCHS[arch]
+        model = _ARCHS[arch](num_classes, input_shape)  # built-ins raise ConfigError themselves; others are bugs
     else:
         raise ConfigError(
             f"unknown architecture {arch!r}; choose one of {', '.join(arch_names())} "
             f"or give a factory as pkg.module:callable"
         )
-    if ":" in arch:
-        model = _call_user_factory(arch, factory, num_classes, input_shape)
-    else:
-        model = factory(num_classes, input_shape)  # built-ins raise ConfigError themselves; other errors are bugs
     if not isinstance(model, nn.Module):
         raise ConfigError(f"architecture factory {arch!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
-
-
-def _import_factory(spec: str) -> ModelFactory:
-    module_name, _, attr = spec.partition(":")
-    # Like `python -m`, resolve user modules relative to the current directory too.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    if not module_name or module_name.startswith("."):
-        raise ConfigError(f"architecture {spec!r} names no module; give a factory as pkg.module:callable")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"cannot import module {module_name!r} of architecture {spec!r}: {err}") from None
-    except Exception as err:  # the user's module failed while importing (SyntaxError, RuntimeError, …)
-        raise ConfigError(f"importing module {module_name!r} of architecture {spec!r} failed: "
-                          f"{_one_line(err)}; fix the module") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"{spec!r}: module {module_name!r} has no callable {attr!r}")
-    return factory
-
-
-def _call_user_factory(spec: str, factory: ModelFactory, num_classes: int, input_shape: tuple[int, ...]):
-    """``factory(num_classes, input_shape)``, with a wrong signature or an exception inside the user's
-    code reported as one line (a ConfigError) instead of a traceback."""
-    usage = "an architecture factory must accept (num_classes, input_shape) and return an nn.Module"
-    try:
-        inspect.signature(factory).bind(num_classes, input_shape)
-    except TypeError as err:
-        # Checked before the call, so a callable of another signature (e.g. os.system) never runs.
-        raise ConfigError(f"{spec!r} cannot be called as {spec}(num_classes, input_shape) ({err}); {usage}") from None
-    except ValueError:
-        pass  # some builtins have no signature; the call below says whether they fit
-    try:
-        return factory(num_classes, input_shape)
-    except UnlearnAuditError:
-        raise  # already a clear message from the factory
-    except Exception as err:
-        raise ConfigError(f"architecture factory {spec!r} raised {_one_line(err)}; fix the factory "
-                          f"({usage})") from None
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
 def classifier_head(model: nn.Module) -> tuple[str, nn.Linear]:

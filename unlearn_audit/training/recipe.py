@@ -36,6 +36,8 @@ class Recipe:
     label_smoothing: float = 0.0
     augment: str = "none"
     crop_padding: int = 1
+    trainer: str | None = None   # your own training function, pkg.module:fit (see training.user_trainer)
+    trainer_version: str = ""    # bump it when that function changes: cached models are keyed by it
 
     def __post_init__(self):
         def bad(key, msg):
@@ -71,12 +73,21 @@ class Recipe:
             bad("warmup_epochs", f"must be in [0, epochs), got {self.warmup_epochs!r}")
         if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
             bad("crop_padding", f"must be a non-negative integer, got {self.crop_padding!r}")
+        if self.trainer is not None and (not isinstance(self.trainer, str) or ":" not in self.trainer):
+            bad("trainer", f"must name your training function as pkg.module:fit, got {self.trainer!r}")
+        if not isinstance(self.trainer_version, str):
+            bad("trainer_version", f"must be a string, got {self.trainer_version!r}")
+        if self.trainer_version and self.trainer is None:
+            bad("trainer_version", "is only meaningful with train.trainer")
 
     def replace(self, **changes) -> "Recipe":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.trainer is None:  # recipes without a user trainer keep the fingerprints they always had
+            del out["trainer"], out["trainer_version"]
+        return out
 
     @property
     def fingerprint(self) -> str:
