@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -151,12 +152,52 @@ def test_junit_properties_come_before_testcases(tmp_path, shift, verdict):
     assert info["verdict"]["verdict"] == verdict
     suite = ET.parse(write_junit(info, tmp_path / "v.xml")).getroot().find("testsuite")
     tags = [child.tag for child in suite]
-    # JUnit XSD: <testsuite> = properties?, testcase*, system-out?, system-err?
-    assert tags == ["properties", "testcase", "testcase", "testcase", "testcase"]
+    # JUnit XSD: <testsuite> = properties, testcase*, system-out, system-err
+    assert tags == ["properties", "testcase", "testcase", "testcase", "testcase", "system-out", "system-err"]
     assert {p.get("name"): p.get("value") for p in suite.find("properties")}["verdict"] == verdict
     failed = [case.get("name") for case in suite.findall("testcase") if case.find("failure") is not None]
     assert failed == ([] if verdict == "PASS" else ["retain set (300 examples) behaves like retraining"])
     assert suite.get("failures") == str(len(failed))
+
+
+def _junit_schema():
+    xmlschema = pytest.importorskip("xmlschema")  # the dev extra has it
+    return xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit.xsd"))
+
+
+@pytest.mark.parametrize("shift, verdict", [(0.0, "PASS"), (3.0, "FAIL"), (0.0, "INCONCLUSIVE")])
+def test_junit_is_valid_against_the_jenkins_schema(tmp_path, shift, verdict):
+    """Strict consumers validate against the Ant / Jenkins XSD: every required attribute is there,
+    failures carry a type, INCONCLUSIVE is a <skipped> case."""
+    from unlearn_audit.report.verify import write_junit
+
+    info = _verdict(shift)
+    if verdict == "INCONCLUSIVE":  # what the gate says when it could not fail the originals reliably
+        info["verdict"].update(verdict="INCONCLUSIVE", reasons=["the audit fails original models with power 20%"])
+    # verify_model writes "…Z"; other producers may give an offset and fractions of a second
+    stamp = "2026-12-04T09:11:12Z" if verdict == "PASS" else "2026-12-04T10:11:12.500+01:00"
+    info.update(seconds=12.3456, timestamp=stamp)
+    path = write_junit(info, tmp_path / "v.xml")
+    _junit_schema().validate(str(path))
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert (suite.get("time"), suite.get("timestamp"), suite.get("errors")) == ("12.346", "2026-12-04T09:11:12", "0")
+    assert all(f.get("type") for f in suite.iter("failure"))
+    assert len(list(suite.iter("failure"))) == int(verdict == "FAIL")  # the retain part, as above
+    assert suite.get("skipped") == str(int(verdict == "INCONCLUSIVE"))
+    assert len(list(suite.iter("skipped"))) == int(verdict == "INCONCLUSIVE")
+
+
+def test_junit_without_time_or_timestamp_is_still_valid(tmp_path):
+    import re
+
+    from unlearn_audit.report.verify import write_junit
+
+    info = _verdict(0.0)  # no "seconds", no "timestamp": a verdict built outside verify_model
+    path = write_junit(info, tmp_path / "v.xml")
+    _junit_schema().validate(str(path))
+    suite = ET.parse(path).getroot().find("testsuite")
+    # now, in UTC, without a zone: the schema's pattern
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp")) and suite.get("time") == "0.000"
 
 
 # -- 4. ROC figure -----------------------------------------------------------------------------------
@@ -170,7 +211,7 @@ def test_curve_styles_are_pairwise_distinct_for_28_curves():
     assert len({colour for colour, _ in styles[:10]}) == 10 and {ls for _, ls in styles[:10]} == {"-"}
 
 
-def test_roc_figure_has_distinct_curves_and_legend_outside(tmp_path):
+def test_roc_figure_has_distinct_curves_and_legend_below(tmp_path):
     import matplotlib.pyplot as plt
 
     from unlearn_audit.report.html import roc_figure
@@ -186,8 +227,12 @@ def test_roc_figure_has_distinct_curves_and_legend_outside(tmp_path):
         assert len({(line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()),
                      line.get_linestyle()) for line in curves}) == 28
         fig.canvas.draw()
-        legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
-        assert legend.x0 >= axes_box.x1  # beside the plot, not over it
+        legend, axes_box = fig.legends[0].get_window_extent(), ax.get_window_extent()
+        # below the plot, not over it, and inside the figure: a narrow window shrinks the image,
+        # it cannot cut the legend off
+        assert legend.y1 <= axes_box.y0
+        assert fig.bbox.x0 <= legend.x0 and legend.x1 <= fig.bbox.x1 and legend.y0 >= fig.bbox.y0
+        assert len(fig.legends[0].get_texts()) == 29  # 28 methods and chance
         fig.savefig(tmp_path / "roc.png", bbox_inches="tight")
         assert (tmp_path / "roc.png").stat().st_size > 1000
     finally:

@@ -10,6 +10,8 @@ from unlearn_audit.bench import METRICS
 from unlearn_audit.config import BenchConfig, Config, RunConfig, apply_overrides
 from unlearn_audit.errors import ConfigError
 
+from tests.test_reports import check_html_report
+
 
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
@@ -59,6 +61,9 @@ def test_html_report(bench_run):
     assert "IC %" not in page  # a column only confusion:A,B scenarios have
     assert "<table>" in page and "data:image/png;base64," in page and "finetune" in page
     assert (tmp / "report" / "roc.png").stat().st_size > 1000
+    check_html_report(tmp / "report" / "index.html")
+    # the only unlearning method is the closest to retraining; original and retrain are yardsticks
+    assert '<tr class="closest"><td class="text">finetune</td>' in page
 
 
 def test_all_skips_methods_that_do_not_support_the_scenario():

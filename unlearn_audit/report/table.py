@@ -51,16 +51,31 @@ def table_notes(result, metrics) -> list[str]:
     return notes
 
 
-def bench_table(result, metrics, tablefmt: str = "github") -> str:
-    """One row per method (original first), ``mean ± std`` over seeds for every metric; in the
-    text formats followed by :func:`table_notes` and the skipped methods (HTML: the table alone)."""
+def closest_to_retraining(result) -> str | None:
+    """The unlearning method with the smallest mean Gap (SalUn's average gap to the retrained
+    references), or None when no method has one. ``original`` and ``retrain`` are the yardsticks,
+    not candidates."""
+    gaps = {row["method"]: row["gap"]["mean"] for row in result.summary
+            if row["method"] not in ("original", "retrain") and row.get("gap")}
+    gaps = {name: gap for name, gap in gaps.items() if gap is not None and not math.isnan(gap)}
+    return min(gaps, key=gaps.get) if gaps else None
+
+
+def bench_rows(result, metrics) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted rows of the bench table: one row per method (original first),
+    ``mean ± std`` over seeds for every metric this scenario has."""
     access = {m["name"]: m["data_access"] for m in result.methods}
     metrics = shown_metrics(result, metrics)
     headers = ["Method", "Data access"] + [m[1] for m in metrics]
-    rows = []
-    for row in result.summary:
-        name = row["method"]
-        rows.append([name, access.get(name, "—")] + [mean_std(row[m[0]], m[2]) for m in metrics])
+    rows = [[row["method"], access.get(row["method"], "—")] + [mean_std(row[m[0]], m[2]) for m in metrics]
+            for row in result.summary]
+    return headers, rows
+
+
+def bench_table(result, metrics, tablefmt: str = "github") -> str:
+    """The bench table (:func:`bench_rows`); in the text formats followed by :func:`table_notes`
+    and the skipped methods (HTML: the table alone)."""
+    headers, rows = bench_rows(result, metrics)
     table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     if tablefmt == "html":
         return table

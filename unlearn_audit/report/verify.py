@@ -3,6 +3,8 @@ report for people. All read the JSON-ready dict :func:`unlearn_audit.verificatio
 
 from __future__ import annotations
 
+import socket
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -69,28 +71,52 @@ def verdict_lines(info: dict) -> list[str]:
     return lines
 
 
+def junit_timestamp(info: dict) -> str:
+    """When the run happened, as the JUnit schema wants it: ISO 8601 in UTC, to the second, without
+    a zone designator (the Ant / Jenkins XSD refuses one, and fractions of a second)."""
+    stamp = info.get("timestamp")
+    # fromisoformat reads a trailing "Z" only from Python 3.11 on
+    when = datetime.now(timezone.utc) if stamp is None else datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if when.tzinfo is not None:  # a naive timestamp is taken as UTC already
+        when = when.astimezone(timezone.utc)
+    return when.replace(tzinfo=None).isoformat(timespec="seconds")
+
+
 def write_junit(info: dict, path: str | Path) -> Path:
-    """One test case per part plus utility: a failed part → <failure>, INCONCLUSIVE → <skipped>."""
+    """One test case per part plus utility: a failed part → <failure>, INCONCLUSIVE → <skipped>.
+
+    The file is valid against the Ant / Jenkins JUnit XSD (tests/data/junit.xsd), which strict
+    consumers enforce: every required attribute (``time``, ``timestamp``, ``hostname``, ``errors``,
+    ``package``, ``id``, a ``type`` on each failure) and the ``system-out`` / ``system-err`` elements.
+    """
     v = info["verdict"]
     cases = [(f"{_PART_TITLES.get(name, name)} ({part['n_examples']} examples) behaves like retraining",
-              part["failed"], f"{_DIRECTIONS[part['direction']]}: statistic {part['statistic']:.3g} > critical "
-                              f"{part['critical']:.3g}") for name, part in v["parts"].items()]
-    cases.append(("test accuracy within tolerance", not v["utility"]["ok"],
+              part["failed"], _DIRECTIONS[part["direction"]],
+              f"{_DIRECTIONS[part['direction']]}: statistic {part['statistic']:.3g} > critical "
+              f"{part['critical']:.3g}") for name, part in v["parts"].items()]
+    cases.append(("test accuracy within tolerance", not v["utility"]["ok"], "utility loss",
                   f"test accuracy drop {v['utility']['drop']:.2f} points > tolerance {v['utility']['tolerance']}"))
     inconclusive = v["verdict"] == "INCONCLUSIVE"
-    suite = ET.Element("testsuite", name="unlearn-audit verify", tests=str(len(cases)),
-                       failures=str(sum(failed for _, failed, _ in cases)), skipped=str(int(inconclusive)))
+    seconds = info.get("seconds")
+    suite = ET.Element("testsuite", name="unlearn-audit verify", package="unlearn_audit", id="0",
+                       timestamp=junit_timestamp(info), hostname=socket.gethostname() or "localhost",
+                       tests=str(len(cases)), failures=str(sum(failed for _, failed, _, _ in cases)), errors="0",
+                       skipped=str(int(inconclusive)), time=f"{seconds or 0.0:.3f}")
     # the JUnit schema puts <properties> before the test cases; strict consumers reject other orders
     props = ET.SubElement(suite, "properties")
     for key in ("verdict", "p_value", "power", "power_lower", "completeness", "guarantee"):
         ET.SubElement(props, "property", name=key, value=str(v[key]))
     summary = "; ".join(v["reasons"])
-    for k, (name, failed, message) in enumerate(cases):
-        case = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify", name=name)
+    for k, (name, failed, kind, message) in enumerate(cases):
+        # the parts are judged together from one scoring of the target: the run's time is the suite's
+        case = ET.SubElement(suite, "testcase", classname="unlearn_audit.verify", name=name, time="0")
         if failed:
-            ET.SubElement(case, "failure", message=message).text = summary
+            ET.SubElement(case, "failure", message=message, type=kind).text = summary
         elif inconclusive and k == 0:
             ET.SubElement(case, "skipped", message=v["reasons"][0])
+    ET.SubElement(suite, "system-out").text = "\n".join([f"{v['verdict']}: {summary}", f"guarantee: {v['guarantee']}",
+                                                          *v["advice"]])
+    ET.SubElement(suite, "system-err")
     root = ET.Element("testsuites")
     root.append(suite)
     xml = ET.tostring(root, encoding="unicode")
