@@ -169,9 +169,15 @@ def test_unknown_method(run, checkpoint, tmp_path):
     assert_bad_input(run("bench", "--methods", "forgetify", "--out", str(tmp_path / "b")), "unknown method")
 
 
-def test_method_prefixed_parameter_for_unlearn(run, checkpoint, tmp_path):
-    assert_bad_input(run("unlearn", "--method", "finetune", "--model", str(checkpoint), "--out",
-                         str(tmp_path / "u.pt"), "--param", "finetune.lr=0.1"), "without the method name", "lr=0.1")
+def test_one_param_grammar_for_unlearn(run, checkpoint, tmp_path):
+    """METHOD.KEY=VALUE everywhere; a bare KEY=VALUE where the command names one method."""
+    args = ["unlearn", "--method", "finetune", "--model", str(checkpoint), "--out", str(tmp_path / "u.pt"), *FAST]
+    assert_bad_input(run(*args, "--param", "neggrad.lr=0.1"), "applies 'finetune', not 'neggrad'")
+    assert_bad_input(run(*args, "--param", "finetune.lr"), "expected METHOD.KEY=VALUE")
+    for param in ("finetune.epochs=1", "epochs=1"):
+        result = run(*args, "--param", param)
+        assert result.exit_code == 0, result.output
+        assert torch.load(tmp_path / "u.pt", weights_only=True)["meta"]["params"]["epochs"] == 1.0
 
 
 def test_bad_method_parameter(run, checkpoint, tmp_path):

@@ -162,26 +162,27 @@ def _write_traceback(err: BaseException) -> str:
         return "(not written: the temporary directory is not writable)"
 
 
-def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
-    """``key=value`` (or ``method.key=value`` when ``qualified``) → dict; values stay strings and
-    are converted and validated by the method's declared parameter types."""
+def _parse_params(items: tuple[str, ...], *, method: str | None = None) -> dict:
+    """``--param METHOD.KEY=VALUE`` (or a bare ``KEY=VALUE`` where the command names one ``method``)
+    → {method: {key: value}}; values stay strings, converted and validated by the method's declared
+    parameter types. One grammar for every command that takes --param."""
     from unlearn_audit.errors import ConfigError
 
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--param {item!r}: expected {'METHOD.KEY' if qualified else 'KEY'}=VALUE")
-        if qualified:
-            method, dot, name = key.partition(".")
-            if not dot or not name:
-                raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
-            out.setdefault(method, {})[name] = value
-        elif "." in key:
-            raise ConfigError(f"--param {item!r}: give the hyperparameter without the method name, e.g. "
-                              f"--param {key.partition('.')[2]}={value}")
-        else:
-            out[key] = value
+            raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
+        name, dot, param = key.partition(".")
+        if not dot:
+            if method is None:
+                raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.{key}={value}")
+            name, param = method, key
+        if not name or not param:
+            raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
+        if method is not None and name != method:
+            raise ConfigError(f"--param {item!r}: this command applies {method!r}, not {name!r}")
+        out.setdefault(name, {})[param] = value
     return out
 
 
@@ -270,7 +271,7 @@ def bench(config_path, methods, references, params, out, report_dir, as_json, qu
     from unlearn_audit.report.table import bench_table
 
     config = _config(config_path, methods=methods, references=references, out=out, **flags)
-    result, path = api.bench(config, params=_parse_params(params, qualified=True), progress=not quiet,
+    result, path = api.bench(config, params=_parse_params(params), progress=not quiet,
                              report_dir=report_dir)
     if as_json:
         click.echo(dumps_json(result.to_dict(), default=str))
@@ -287,14 +288,16 @@ def bench(config_path, methods, references, params, out, report_dir, as_json, qu
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint of the original model (from `unlearn-audit train` or a bare state dict with --arch).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file for the unlearned model.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Override a hyperparameter of the method, e.g. --param lr=0.02 (repeatable).")
+@click.option("--param", "params", multiple=True, metavar="[METHOD.]KEY=VALUE",
+              help="Override a hyperparameter of the method, e.g. --param finetune.lr=0.02 or, since one method "
+                   "is named, --param lr=0.02 (repeatable).")
 @_handle_errors
 def unlearn(config_path, method, model_path, out, params, **flags):
     """Apply one unlearning method to a checkpoint for the scenario's forget set."""
     from unlearn_audit import api
 
-    info = api.unlearn(_config(config_path, **flags), method, model_path, out, _parse_params(params, qualified=False))
+    params = _parse_params(params, method=method).get(method, {})
+    info = api.unlearn(_config(config_path, **flags), method, model_path, out, params)
     b, a = info["before"], info["after"]
     click.echo(f"saved {info['out']} ({method}, {info['seconds']:.2f} s): "
                f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
