@@ -278,3 +278,15 @@ def test_checkpoint_of_another_scenario_is_bad_input(workdir):
     assert result.exit_code == 2 and "another forget set (random:0.1)" in result.stderr
     result = _verify(workdir, "original.pt", "--forget", "class:3", "--references", "8", "--originals", "4")
     assert result.exit_code == 1, result.output
+
+
+def test_a_tiny_bank_can_fail_but_never_pass():
+    """3 calibration models: a retrained target is INCONCLUSIVE whatever the power estimate says,
+    an original still FAILs."""
+    world = World(14, gap=8.0)
+    fit, cal = split_references(world.models(4))
+    gate = Gate(fit, cal, world.models(3, original=True))
+    assert gate.n_calibration == 3 and not gate.powered
+    assert _judge(gate, world.model()).verdict == "INCONCLUSIVE"
+    assert "can fail a model but not pass one" in _judge(gate, world.model()).reasons[0]
+    assert _judge(gate, world.model(original=True)).verdict == "FAIL"

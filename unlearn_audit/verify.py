@@ -83,6 +83,10 @@ PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
 MIN_FIT, MIN_CALIBRATION, MIN_ORIGINALS = 1, 3, 3
 MIN_RETRAINED = 4  # the smallest bank whose split (see split_references) has MIN_FIT + MIN_CALIBRATION models
+# Below this many calibration references the gate may FAIL a model (its size still holds) but never
+# PASS one: with 3 calibration and 3 original models the power estimate is noise, and on digits
+# banks that happened to look powered passed temperature-scaled originals.
+MIN_CALIBRATION_TO_PASS = 7
 POWER_CONFIDENCE = 0.95
 #: Below this power even with unlimited calibration references (:attr:`Gate.power_limit`), more
 #: references are not worth training: ``references = "auto"`` stops growing, and the advice says so.
@@ -312,7 +316,9 @@ class Gate:
 
     @property
     def powered(self) -> bool:
-        return self.power >= self.min_power
+        """Whether a PASS would mean something: estimated power at the target, from enough
+        calibration references for the estimate to be worth trusting."""
+        return self.power >= self.min_power and self.n_calibration >= MIN_CALIBRATION_TO_PASS
 
     @property
     def hopeless(self) -> bool:
@@ -385,9 +391,14 @@ class Gate:
             verdict = FAIL
         elif not self.powered:
             verdict = INCONCLUSIVE
-            reasons.append(f"the audit cannot reliably tell an original model from a retrained one on the forget set: "
-                           f"estimated power {self.power:.0%} < {self.min_power:.0%} (95 % lower bound "
-                           f"{self.power_lower:.0%}), so a pass would mean nothing")
+            if self.n_calibration < MIN_CALIBRATION_TO_PASS:
+                reasons.append(f"with {self.n_calibration} calibration references (fewer than "
+                               f"{MIN_CALIBRATION_TO_PASS}) the gate can fail a model but not pass one: its power "
+                               f"cannot be estimated reliably")
+            else:
+                reasons.append(f"the audit cannot reliably tell an original model from a retrained one on the forget "
+                               f"set: estimated power {self.power:.0%} < {self.min_power:.0%} (95 % lower bound "
+                               f"{self.power_lower:.0%}), so a pass would mean nothing")
             if self.hopeless:
                 advice.append(f"more reference models would not help: even unlimited ones would give power "
                               f"≈ {self.power_limit:.0%}; originals and retrained models hardly differ on this forget set")
