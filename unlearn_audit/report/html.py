@@ -193,7 +193,9 @@ def verify_figure(parts: dict):
     fig, axes = plt.subplots(1, len(parts), figsize=(2.6 * len(parts), 2.9), layout="constrained", squeeze=False)
     for ax, (name, p) in zip(axes[0], parts.items()):
         mean, sd = p["null_mean"], max(p["null_sd"], 1e-12)
-        ends = [mean - 3.5 * sd, mean + 3.5 * sd, p["statistic"], p["critical"], p["originals_mean"]]
+        low = p.get("critical_low")  # forget parts also fail below (over-forgetting)
+        ends = [mean - 3.5 * sd, mean + 3.5 * sd, p["statistic"], p["critical"], p["originals_mean"]] + \
+            ([] if low is None else [low])
         pad = 0.08 * (max(ends) - min(ends))
         x = np.linspace(min(ends) - pad, max(ends) + pad, 400)
         density = np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
@@ -202,13 +204,16 @@ def verify_figure(parts: dict):
         ax.errorbar([mean], [0.5 * top], xerr=[sd], fmt="o", color="#08519c", ms=4, capsize=3, label="their mean ± sd")
         ax.axvspan(p["critical"], x[-1], color="#cf222e", alpha=0.08, lw=0)
         ax.axvline(p["critical"], color="#cf222e", ls="--", lw=1.2, label="critical value (FAIL beyond)")
+        if low is not None:
+            ax.axvspan(x[0], low, color="#cf222e", alpha=0.08, lw=0)
+            ax.axvline(low, color="#cf222e", ls="--", lw=1.2)
         ax.plot([p["originals_mean"]], [0.12 * top], "^", color="#e6550d", ms=8, label="originals' mean")
         target_colour = "#cf222e" if p["failed"] else "#1a7f37"
         ax.axvline(p["statistic"], color=target_colour, lw=2.5, label="target")
         state = f"FAIL ({_DIRECTIONS[p['direction']]})" if p["failed"] else "ok"
         ax.set_title(f"{_PART_TITLES.get(name, name)}\n{state}", fontsize=9, color=target_colour)
         ax.set(xlim=(x[0], x[-1]), ylim=(0, 1.1 * top), yticks=[])
-        ax.set_xlabel("statistic (log mean square)", fontsize=8)
+        ax.set_xlabel("mean residual" if low is not None else "log mean square deviation", fontsize=8)
         ax.tick_params(labelsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
     # the first panel's target line has that part's colour; the legend needs a neutral one
@@ -222,7 +227,7 @@ def write_verify_report(info: dict, out_dir: str | Path) -> Path:
     """Write ``index.html`` and ``parts.png`` under ``out_dir`` for the dict
     :func:`unlearn_audit.verification.verify_model` returns; returns the HTML path."""
     from unlearn_audit.report.verify import (
-        _DIRECTIONS, _PART_TITLES, _completeness_text, _departure_text, _fmt, _references_text,
+        _DIRECTIONS, _PART_TITLES, _completeness_text, _departure_text, _fmt, _references_text, critical_text,
     )
 
     out_dir = ensure_writable_dir(out_dir)
@@ -232,7 +237,7 @@ def write_verify_report(info: dict, out_dir: str | Path) -> Path:
     esc = html.escape
     # the result next to the part's name: in a narrow window the table scrolls, and it must not hide
     part_rows = [[_PART_TITLES.get(n, n), f"FAIL ({_DIRECTIONS[p['direction']]})" if p["failed"] else "ok",
-                  p["n_examples"], f"{p['statistic']:.3f}", f"{p['critical']:.3f}",
+                  p["n_examples"], f"{p['statistic']:.3f}", critical_text(p),
                   f"{p['null_mean']:.3f} ± {p['null_sd']:.3f}", f"{p['originals_mean']:.3f}", _fmt(p["p_value"])]
                  for n, p in v["parts"].items()]
     numbers = [
@@ -268,10 +273,12 @@ def write_verify_report(info: dict, out_dir: str | Path) -> Path:
 {'<h2>What would help</h2><ul>' + ''.join(f'<li>{esc(a)}</li>' for a in v['advice']) + '</ul>' if v['advice'] else ''}
 <p><b>Guarantee.</b> {esc(v['guarantee'])}</p>
 <h2>Parts</h2>
-<p>The target is compared with retrained references on each part; the statistic is the log mean square of
-its deviations (on forget parts: from its own calibration map fitted on unseen data), and a part fails
-above its critical value.</p>
-{_table(["part", "result", "examples", "statistic", "critical", "retrained (mean ± sd)", "originals",
+<p>The target is compared with retrained references on each part. On a control part the statistic is the
+log mean square of its deviations from the references' mean, and the part fails above its critical value;
+on a forget part it is the mean residual from the target's own calibration map (fitted on unseen data), and
+the part fails above the upper critical value (under-forgetting) or below the lower one
+(over-forgetting).</p>
+{_table(["part", "result", "examples", "statistic", "passes", "retrained (mean ± sd)", "originals",
          "smallest failing α"], part_rows, left=2, row_classes=["failed" if row[1] != "ok" else "" for row in part_rows])}
 <p>Each panel: the statistics of the retrained calibration references (normal fit, mean ± sd), the critical
 value (red dashed; beyond it the part FAILs), the originals' mean (orange triangle: a model that forgot

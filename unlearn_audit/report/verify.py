@@ -22,10 +22,16 @@ def _fmt(x, spec=".3g"):
 
 def _completeness_text(v: dict) -> str:
     if v["completeness"] is None:
-        return "not reported (power below the target)" if v["power_lower"] < v["min_power"] else "—"
+        return "not reported (power below the target)" if v["verdict"] == "INCONCLUSIVE" else "—"
     ci = v["completeness_ci"]
     text = f"{v['completeness']:.2f}".replace("-0.00", "0.00")
     return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + " (1 = retrained, 0 = original)"
+
+
+def critical_text(part: dict, spec: str = ".3f") -> str:
+    """Where a part passes: ``≤ hi`` for a control, ``lo … hi`` for a forget part (both sides fail)."""
+    hi = format(part["critical"], spec)
+    return f"≤ {hi}" if part.get("critical_low") is None else f"{format(part['critical_low'], spec)} … {hi}"
 
 
 def _departure_text(v: dict) -> str:
@@ -38,9 +44,11 @@ def _references_text(info: dict) -> str:
     refs, v = info["references"], info["verdict"]
     text = (f"{refs['retrained']} retrained references ({v['n_fit']} fit + {v['n_calibration']} calibration) and "
             f"{refs['originals']} originals")
+    if refs.get("source") == "imported":
+        text += ", imported (refs import)"
     if refs["auto"]:
-        earlier = [f"{t['references']}: {t['power_lower']:.0%}" for t in refs["tried"][:-1]]
-        text += ", chosen automatically" + (f" (power lower bound at {', '.join(earlier)})" if earlier else "")
+        earlier = [f"{t['references']}: {t['power']:.0%}" for t in refs["tried"][:-1]]
+        text += ", chosen automatically" + (f" (power at {', '.join(earlier)})" if earlier else "")
         text += {"powered": "", "hopeless": "; more would not help",
                  "cap": "; the cap (--max-references) was reached"}[refs["tried"][-1]["stop"]]
     return text
@@ -53,9 +61,9 @@ def verdict_lines(info: dict) -> list[str]:
     lines = [f"{v['verdict']}: " + "; ".join(v["reasons"])]
     for name, part in v["parts"].items():
         state = f"FAIL ({_DIRECTIONS[part['direction']]})" if part["failed"] else "ok"
-        lines.append(f"  {_PART_TITLES.get(name, name):<24} statistic {part['statistic']:7.3f}  critical "
-                     f"{part['critical']:7.3f}  retrained {part['null_mean']:.3f} ± {part['null_sd']:.3f}  originals "
-                     f"{part['originals_mean']:.3f}  {state}")
+        lines.append(f"  {_PART_TITLES.get(name, name):<24} statistic {part['statistic']:7.3f}  passes "
+                     f"{critical_text(part):<16} retrained {part['null_mean']:.3f} ± {part['null_sd']:.3f}  "
+                     f"originals {part['originals_mean']:.3f}  {state}")
     lines.append(f"power {v['power']:.0%} (95 % lower bound {v['power_lower']:.0%}); references: "
                  f"{_references_text(info)}")
     lines.append(f"completeness {_completeness_text(v)}; smallest detectable departure from retraining: "
@@ -92,8 +100,8 @@ def write_junit(info: dict, path: str | Path) -> Path:
     v = info["verdict"]
     cases = [(f"{_PART_TITLES.get(name, name)} ({part['n_examples']} examples) behaves like retraining",
               part["failed"], _DIRECTIONS[part["direction"]],
-              f"{_DIRECTIONS[part['direction']]}: statistic {part['statistic']:.3g} > critical "
-              f"{part['critical']:.3g}") for name, part in v["parts"].items()]
+              f"{_DIRECTIONS[part['direction']]}: statistic {part['statistic']:.3g} outside "
+              f"{critical_text(part, '.3g')}") for name, part in v["parts"].items()]
     cases.append(("test accuracy within tolerance", not v["utility"]["ok"], "utility loss",
                   f"test accuracy drop {v['utility']['drop']:.2f} points > tolerance {v['utility']['tolerance']}"))
     inconclusive = v["verdict"] == "INCONCLUSIVE"
@@ -137,13 +145,14 @@ def markdown_report(info: dict) -> str:
         *(["", "## What would help", *[f"- {a}" for a in v["advice"]]] if v["advice"] else []),
         "",
         "## Parts",
-        "The target is compared with retrained references on each part; the statistic is the log mean square "
-        "of its deviations (on forget parts: from its own calibration map fitted on unseen data), and a part "
-        "fails above its critical value.",
+        "The target is compared with retrained references on each part. On a control part the statistic is the "
+        "log mean square of its deviations from the references' mean (it fails above the critical value); on a "
+        "forget part the mean residual from the target's own calibration map fitted on unseen data (it fails "
+        "outside the critical values: above is under-forgetting, below over-forgetting).",
         "",
-        "| part | examples | statistic | critical | retrained (mean ± sd) | originals | smallest failing α | result |",
+        "| part | examples | statistic | passes | retrained (mean ± sd) | originals | smallest failing α | result |",
         "|---|---|---|---|---|---|---|---|",
-        *[f"| {_PART_TITLES.get(n, n)} | {p['n_examples']} | {p['statistic']:.3f} | {p['critical']:.3f} | "
+        *[f"| {_PART_TITLES.get(n, n)} | {p['n_examples']} | {p['statistic']:.3f} | {critical_text(p)} | "
           f"{p['null_mean']:.3f} ± {p['null_sd']:.3f} | {p['originals_mean']:.3f} | {_fmt(p['p_value'])} | "
           f"{'**FAIL** (' + _DIRECTIONS[p['direction']] + ')' if p['failed'] else 'ok'} |"
           for n, p in v["parts"].items()],
