@@ -34,14 +34,14 @@ from tabulate import tabulate
 from unlearn_audit.config import Config
 from unlearn_audit.evasions import EVASIONS, evade
 from unlearn_audit.scenario import Scenario
-from unlearn_audit.verification import _bank_signals, _bounds, _target_signals, references_other_than, verify_parts
+from unlearn_audit.verification import _bank_signals, _part_slices, _target_signals, references_other_than, verify_parts
 from unlearn_audit.verify import FIT_EVERY, Gate, split_references
 
 
 def _pool(scenario, kind, count, parts, queries):
     refs = references_other_than(None, scenario, kind, count, progress=True)
     signals = _bank_signals(refs, scenario, np.concatenate(list(parts.values())), queries)
-    return signals.parts(_bounds(parts))
+    return signals.parts(_part_slices(parts))
 
 
 def _take(phi: dict, rows) -> dict:
@@ -92,7 +92,7 @@ def main():
     start = time.perf_counter()
     scenario = Scenario.from_config(config, progress=True)
     parts = verify_parts(scenario)
-    indices, bounds = np.concatenate(list(parts.values())), _bounds(parts)
+    indices, bounds = np.concatenate(list(parts.values())), _part_slices(parts)
     queries = ("identity",) if "flip" not in scenario.recipe.augment else ("identity", "mirror")
     retrained = _pool(scenario, "retrain", args.retrained, parts, queries)
     originals = _pool(scenario, "original", args.originals, parts, queries)

@@ -49,7 +49,7 @@ def verify_parts(scenario: Scenario) -> dict[str, np.ndarray]:
     return parts
 
 
-def _bounds(parts: dict[str, np.ndarray]) -> dict[str, slice]:
+def _part_slices(parts: dict[str, np.ndarray]) -> dict[str, slice]:
     """Where each part lies in the concatenation of all parts' indices."""
     edges = np.cumsum([0] + [idx.size for idx in parts.values()])
     return {name: slice(edges[i], edges[i + 1]) for i, name in enumerate(parts)}
@@ -140,8 +140,8 @@ class PreparedGate:
         return np.concatenate(list(self.parts.values()))
 
     @property
-    def bounds(self) -> dict[str, slice]:
-        return _bounds(self.parts)
+    def slices(self) -> dict[str, slice]:
+        return _part_slices(self.parts)
 
     @property
     def test_positions(self) -> np.ndarray:
@@ -151,7 +151,7 @@ class PreparedGate:
         """The verdict on ``model`` (an ``nn.Module`` of the scenario's architecture)."""
         tgt = _target_signals(model.eval(), self.scenario, self._indices, self.queries)
         test = self.test_positions
-        return self.gate.judge({n: tgt.phi[0, w] for n, w in self.bounds.items()},
+        return self.gate.judge({n: tgt.phi[0, w] for n, w in self.slices.items()},
                                test_accuracy=100 * float(tgt.correct[0, test].mean()),
                                retrained_test_accuracy=100 * self.retrained.signals.correct[:, test].mean(-1),
                                utility_tolerance=utility_tolerance, seed=seed)
@@ -190,8 +190,8 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
             retrained = references_other_than(target, scenario, "retrain", k, progress)
         originals.signals = _bank_signals(originals, scenario, indices, queries)
         retrained.signals = _bank_signals(retrained, scenario, indices, queries)
-        fit, calibration = split_references(retrained.signals.parts(_bounds(parts)))
-        gate = Gate(fit, calibration, originals.signals.parts(_bounds(parts)), alpha=v.alpha, gamma=v.gamma,
+        fit, calibration = split_references(retrained.signals.parts(_part_slices(parts)))
+        gate = Gate(fit, calibration, originals.signals.parts(_part_slices(parts)), alpha=v.alpha, gamma=v.gamma,
                     min_power=v.min_power)
         stop = "powered" if gate.powered else "hopeless" if gate.hopeless else None
         tried.append({"references": k, "originals": k_o, "power": gate.power, "power_lower": gate.power_lower,
