@@ -327,6 +327,10 @@ def unlearn(config_path, method, model_path, out, params, **flags):
                                               "original models FAILs. Overrides verify.min_power (default 0.8).")
 @click.option("--utility-tolerance", type=float, help="Allowed test-accuracy drop in points below the retrained "
                                                       "references. Overrides verify.utility_tolerance (default 2).")
+@click.option("--oracle", type=click.Choice(["standard", "influence"]),
+              help="standard: models retrained without the forget set; influence: retrained without it and its near "
+                   "retained neighbours (as `probe` finds them), the stronger oracle where similar samples keep the "
+                   "forget set's influence. Overrides verify.oracle (default standard).")
 @click.option("--reference-source", type=click.Choice(["built", "imported"]),
               help="built: references this tool trains (or has in the store); imported: those registered with "
                    "`refs import`. Overrides verify.source (default built).")
@@ -340,7 +344,8 @@ def unlearn(config_path, method, model_path, out, params, **flags):
 @click.option("--quiet", is_flag=True, help="No progress bars (the verdict is always printed).")
 @_handle_errors
 def verify(config_path, model_path, references, originals, max_references, alpha, gamma, min_power,
-           utility_tolerance, reference_source, json_path, junit_path, report_dir, summary_path, quiet, **flags):
+           utility_tolerance, oracle, reference_source, json_path, junit_path, report_dir, summary_path, quiet,
+           **flags):
     """Certify that a model has forgotten the forget set: PASS, FAIL or INCONCLUSIVE.
 
     Threat model: whoever unlearned wants the gate to pass, holds this tool and may post-process
@@ -358,7 +363,7 @@ def verify(config_path, model_path, references, originals, max_references, alpha
     config = _with_verify_settings(_config(config_path, **flags), references=_count(references, "--references"),
                                    originals=_count(originals, "--originals"), max_references=max_references,
                                    alpha=alpha, gamma=gamma, min_power=min_power, utility_tolerance=utility_tolerance,
-                                   source=reference_source)
+                                   source=reference_source, oracle=oracle)
     info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_dir=report_dir,
                       summary_path=summary_path, progress=not quiet)
     from unlearn_audit.report.verify import verdict_lines

@@ -8,7 +8,8 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last, backend, workers
     [bench]    methods (default: all), references, out
-    [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance, source
+    [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance, source,
+               oracle
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
 Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
@@ -91,10 +92,16 @@ class VerifyConfig:
     min_power: float = 0.8        # 95 % lower confidence bound on power below which the verdict is INCONCLUSIVE
     utility_tolerance: float = 2.0  # allowed test-accuracy drop (points) below the retrained references
     source: str = "built"         # references built by this tool, or "imported" (unlearn-audit refs import)
+    oracle: str = "standard"      # retrained without F, or "influence": without F and its near retained neighbours
 
     def __post_init__(self):
         if self.source not in ("built", "imported"):
             raise ConfigError(f"verify.source must be built or imported, got {self.source!r}")
+        if self.oracle not in ("standard", "influence"):
+            raise ConfigError(f"verify.oracle must be standard or influence, got {self.oracle!r}")
+        if self.oracle == "influence" and self.source == "imported":
+            raise ConfigError("verify.oracle influence retrains without the forget set's neighbours; it cannot use "
+                              "imported references")
         for key in ("references", "originals"):  # verify's own minimums are checked by verify
             value = getattr(self, key)
             if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -24,6 +24,7 @@ from unlearn_audit.scenario import Scenario
 from unlearn_audit.signals import SignalSet, bank_signals, compute_logits
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.imported import load_imported
+from unlearn_audit.probes.similar import retained_neighbours
 from unlearn_audit.verify import (
     FIT_EVERY, Verdict, FORGET, FORGOTTEN_UNSEEN, MIN_ORIGINALS, MIN_RETRAINED, RETAIN, UNSEEN, Gate, split_references,
 )
@@ -33,8 +34,9 @@ from unlearn_audit.verify import (
 MAX_PART_EXAMPLES = 2000
 
 
-def verify_parts(scenario: Scenario) -> dict[str, np.ndarray]:
-    """Dataset indices of each part the target is compared on (see :mod:`unlearn_audit.verify`)."""
+def verify_parts(scenario: Scenario, exclude: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Dataset indices of each part the target is compared on (see :mod:`unlearn_audit.verify`);
+    ``exclude``d examples (the influence oracle's retained neighbours) are in no control part."""
     s, ds = scenario.split, scenario.dataset
     rng = np.random.default_rng([s.seed, 0x7E51F1])
 
@@ -43,7 +45,8 @@ def verify_parts(scenario: Scenario) -> dict[str, np.ndarray]:
 
     unseen = np.concatenate([s.audit_heldout, s.test])
     forgotten = s.forgotten_class_mask(ds, unseen)
-    parts = {FORGET.name: s.forget, RETAIN.name: sample(s.retain), UNSEEN.name: sample(unseen[~forgotten])}
+    retain = s.retain if exclude is None else np.setdiff1d(s.retain, exclude)
+    parts = {FORGET.name: s.forget, RETAIN.name: sample(retain), UNSEEN.name: sample(unseen[~forgotten])}
     if forgotten.any():
         parts[FORGOTTEN_UNSEEN.name] = sample(unseen[forgotten])
     return parts
@@ -134,6 +137,7 @@ class PreparedGate:
     originals: References
     retrained: References
     tried: list[dict]
+    oracle: "InfluenceOracle | None" = None  # the stronger oracle, when verify.oracle = "influence"
 
     @property
     def _indices(self) -> np.ndarray:
@@ -157,6 +161,32 @@ class PreparedGate:
                                utility_tolerance=utility_tolerance, seed=seed)
 
 
+@dataclasses.dataclass
+class InfluenceOracle:
+    """Retraining without the forget set *and* its near retained neighbours N(F) (Xu et al. 2026):
+    what retraining would leave if the examples that carry the forget set's influence went too."""
+
+    scenario: Scenario        # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
+    neighbours: np.ndarray    # N(F), dataset indices
+    threshold: float          # input similarity from which a retained example counts as near
+
+    def describe(self) -> dict:
+        return {"kind": "influence", "neighbours": int(self.neighbours.size), "threshold": self.threshold,
+                "neighbour_indices": self.neighbours.tolist()}
+
+
+def influence_oracle(scenario: Scenario) -> InfluenceOracle:
+    """N(F) chosen as `unlearn-audit probe` chooses it (input similarity, the median held-out
+    similarity as threshold, exact copies always), and the scenario retrained without F ∪ N(F)."""
+    neighbours, threshold, _, _ = retained_neighbours(scenario)
+    if not neighbours.size:
+        raise ConfigError("no retained example is near a forget example, so the influence oracle is the standard "
+                          "one; use --oracle standard")
+    label = f"{scenario.split.forget_spec} + {neighbours.size} near neighbours"
+    return InfluenceOracle(scenario.forgetting(np.union1d(scenario.split.forget, neighbours), label), neighbours,
+                           threshold)
+
+
 def _imported(scenario: Scenario, kind: str) -> References:
     bank = load_imported(scenario, kind)
     return References(bank.models, bank.keys, bank.seeds, [], sources=bank.sources)
@@ -168,7 +198,9 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
     until more references could not make it so (:attr:`~unlearn_audit.verify.Gate.hopeless`); with
     ``source = "imported"``, every imported reference of the scenario (``refs import``). Reference
     models identical to ``target`` are replaced by the next ones of their bank."""
-    parts = verify_parts(scenario)
+    oracle = influence_oracle(scenario) if v.oracle == "influence" else None
+    reference_scenario = scenario if oracle is None else oracle.scenario
+    parts = verify_parts(scenario, exclude=None if oracle is None else oracle.neighbours)
     indices = np.concatenate(list(parts.values()))
     queries = default_queries(scenario.recipe.augment)
     tried = []
@@ -187,7 +219,7 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
         else:
             k_o = v.originals_for(k)
             originals = references_other_than(target, scenario, "original", k_o, progress)
-            retrained = references_other_than(target, scenario, "retrain", k, progress)
+            retrained = references_other_than(target, reference_scenario, "retrain", k, progress)
         originals.signals = _bank_signals(originals, scenario, indices, queries)
         retrained.signals = _bank_signals(retrained, scenario, indices, queries)
         fit, calibration = split_references(retrained.signals.parts(_part_slices(parts)))
@@ -198,7 +230,7 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
                       "power_limit": gate.power_limit, "stop": stop or "cap"})
         if stop:
             break
-    return PreparedGate(scenario, gate, parts, queries, originals, retrained, tried)
+    return PreparedGate(scenario, gate, parts, queries, originals, retrained, tried, oracle)
 
 
 def _provenance(scenario: Scenario, record: dict, v) -> dict:
@@ -249,6 +281,7 @@ def verify_model(config: Config, model_path, *, progress: bool = True) -> dict:
         "model": str(model_path), "model_sha256": sha256_file(model_path),
         "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
         "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
+        "oracle": {"kind": "standard"} if prepared.oracle is None else prepared.oracle.describe(),
         "references": {"source": v.source, "auto": v.source == "built" and v.references == "auto",
                        "retrained": len(retrained.models),
                        "originals": len(originals.models), "tried": prepared.tried,

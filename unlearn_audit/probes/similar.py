@@ -130,19 +130,17 @@ def check_threshold(threshold: float | None) -> None:
         raise ConfigError(f"the similarity threshold is a cosine: it must be in [-1, 1], got {threshold}")
 
 
-def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
-                          space: str = "inputs", threshold: float | None = None,
-                          retrain_without: Callable[[np.ndarray], list[nn.Module]] | None = None
-                          ) -> SimilarSampleProbe:
-    """Run the probe (see the module docstring) for ``target`` on ``scenario``'s forget set;
-    ``threshold`` None: the median held-out similarity. ``retrain_without(indices)``, if given,
-    returns models retrained without the examples at those dataset indices; it is called with F and
-    its near neighbours, and those models are reported beside the others (the stronger oracle)."""
+def retained_neighbours(scenario, *, space: str = "inputs", threshold: float | None = None,
+                        feature_model: nn.Module | None = None) -> tuple[np.ndarray, float, Neighbours, Neighbours]:
+    """N(F): the dataset indices of every retained example at least ``threshold`` similar to a forget
+    example of its class (exact copies always), the threshold used (None: the median held-out
+    similarity), and each forget and audit held-out example's closest retained neighbour.
+    ``space="features"`` compares ``feature_model``'s penultimate features (a model that never saw F)."""
     if space not in SPACES:
         raise ConfigError(f"unknown similarity space {space!r}; use one of {', '.join(SPACES)}")
     check_threshold(threshold)
-    if not retrained or not originals:
-        raise ConfigError("the similar-sample probe needs at least one retrained and one original model")
+    if space == "features" and feature_model is None:
+        raise ConfigError("similarity in feature space needs a model that never saw the forget set")
     ds, split, accel = scenario.dataset, scenario.split, scenario.accel
     forget, heldout, retain = split.forget, split.audit_heldout, split.retain
     x, y = ds.x, ds.y
@@ -150,7 +148,7 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     def embedding(idx: np.ndarray) -> torch.Tensor | None:
         if space == "inputs":
             return None
-        return head_inputs(retrained[0], accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
+        return head_inputs(feature_model, accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
 
     queries = np.concatenate([forget, heldout])  # one search: the retain set is embedded and hashed once
     q, r = torch.as_tensor(queries), torch.as_tensor(retain)
@@ -162,13 +160,30 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
             raise ConfigError("no held-out example has a retained example of its class to compare with, so "
                               "there is no default threshold; give --threshold explicitly")
         threshold = float(np.nanmedian(held.similarity))
-
-    neighbour_indices = np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1)
     n_f = forget.size
     close = within_same_class((x[q] if e_q is None else e_q)[:n_f], y[q][:n_f], x[r] if e_r is None else e_r, y[r],
                               threshold)
-    kept = np.union1d(retain[close], neighbour_indices[nb.exact])  # N(F), exact copies always in it
-    every = np.concatenate([queries, kept])
+    copies = retain[np.maximum(nb.index, 0)][nb.exact]
+    return np.union1d(retain[close], copies), float(threshold), nb, held
+
+
+def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
+                          space: str = "inputs", threshold: float | None = None,
+                          retrain_without: Callable[[np.ndarray], list[nn.Module]] | None = None
+                          ) -> SimilarSampleProbe:
+    """Run the probe (see the module docstring) for ``target`` on ``scenario``'s forget set;
+    ``threshold`` None: the median held-out similarity. ``retrain_without(indices)``, if given,
+    returns models retrained without the examples at those dataset indices; it is called with F and
+    its near neighbours, and those models are reported beside the others (the stronger oracle)."""
+    if not retrained or not originals:
+        raise ConfigError("the similar-sample probe needs at least one retrained and one original model")
+    kept, threshold, nb, held = retained_neighbours(scenario, space=space, threshold=threshold,
+                                                    feature_model=retrained[0])
+    ds, split, accel = scenario.dataset, scenario.split, scenario.accel
+    forget, heldout, retain = split.forget, split.audit_heldout, split.retain
+    x, y = ds.x, ds.y
+    neighbour_indices = np.where(nb.index >= 0, retain[np.maximum(nb.index, 0)], -1)
+    every = np.concatenate([forget, heldout, kept])
     models = {"target": [target], "retrained": list(retrained), "originals": list(originals)}
     if retrain_without is not None:
         if not kept.size:
