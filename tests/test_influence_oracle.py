@@ -10,7 +10,8 @@ from unlearn_audit.cli import main
 from unlearn_audit.config import Config, DataConfig, RunConfig, VerifyConfig
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.scenario import Scenario
-from unlearn_audit.verification import influence_oracle, prepare_gate
+from unlearn_audit.probes.similar import influence_oracle
+from unlearn_audit.verification import prepare_gate
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,21 @@ def test_no_neighbours_means_no_influence_oracle(store):
 def test_the_influence_oracle_cannot_use_imported_references():
     with pytest.raises(ConfigError, match="cannot use imported references"):
         VerifyConfig(oracle="influence", source="imported")
+
+
+def test_bench_prints_both_oracles_rows(store, tmp_path):
+    """duplicates:2: retraining without F keeps the forget set (forget accuracy ≥ 99 %); retraining
+    without F and its neighbours forgets measurably more — both rows, against the influence references."""
+    from unlearn_audit import api
+    from unlearn_audit.bench import INFLUENCE_RETRAIN, METRICS
+    from unlearn_audit.config import BenchConfig
+    from unlearn_audit.report.table import bench_table
+
+    config = Config(data=DataConfig(similar="duplicates:2"), run=RunConfig(device="cpu", store=store),
+                    bench=BenchConfig(methods=("retrain",), references=2, out=str(tmp_path / "b"), oracle="influence"))
+    result, _ = api.bench(config, progress=False)
+    rows = {row["method"]: row for row in result.summary}
+    assert rows["retrain"]["UA"]["mean"] <= 1.0 and rows[INFLUENCE_RETRAIN]["UA"]["mean"] >= 2.0
+    assert result.references["oracle"]["kind"] == "influence"
+    table = bench_table(result, METRICS)
+    assert INFLUENCE_RETRAIN in table and "influence oracle" in table and "retain-only (without" in table

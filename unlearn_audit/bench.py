@@ -27,6 +27,7 @@ from unlearn_audit.audit import (
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, Unlearner, get_method
+from unlearn_audit.probes.similar import influence_oracle
 from unlearn_audit.scenario import Scenario
 
 # (key, column title, format, per-model?) in table order; per-group metrics have no spread.
@@ -135,6 +136,10 @@ def _synchronize(scenario: Scenario) -> None:
         torch.cuda.synchronize()
 
 
+#: The row of models retrained without the forget set and its near neighbours (``--oracle influence``).
+INFLUENCE_RETRAIN = "retrain (influence)"
+
+
 def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     if config.bench.references < 1:
         raise ConfigError(f"bench.references must be >= 1, got {config.bench.references}")
@@ -147,14 +152,16 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     # Original and retrained banks draw model seeds from (kind, run.seed, index): they never share
     # an initialisation with each other or with what the `retrain` method trains.
     originals = scenario.bank("original", k, progress=progress)
-    reference_bank = scenario.bank("retrain", k, progress=progress)
+    # with the influence oracle every model is audited against models retrained without F *and*
+    # its near retained neighbours; the methods are still given F only
+    oracle = influence_oracle(scenario) if config.bench.oracle == "influence" else None
+    reference_bank = (scenario if oracle is None else oracle.scenario).bank("retrain", k, progress=progress)
     references = [model_signals(m, scenario, queries) for m in reference_bank.models]
     profile = reference_profile(references)
     seeds = [config.run.seed + i for i in range(k)]  # the methods' own randomness
+    names = ["original"] + [m.name for m in methods] + ([INFLUENCE_RETRAIN] if oracle else [])
     # one step per (seed, model) and one per group audit (U-LiRA, ε̂) at the end
-    bar = tqdm(total=k * (len(methods) + 1) + len(methods) + 1, desc="bench", unit="step", disable=not progress)
-
-    names = ["original"] + [m.name for m in methods]
+    bar = tqdm(total=(k + 1) * len(names), desc="bench", unit="step", disable=not progress)
     signals: dict[str, list] = {name: [] for name in names}
     runs, scores = [], {name: {"forget": [], "heldout": []} for name in names}
 
@@ -181,6 +188,12 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
             _synchronize(scenario)
             record(method.name, seed, unlearned, time.perf_counter() - start, method.details())
             bar.update(1)
+        if oracle is not None:  # the oracle's own row: retraining without F ∪ N(F), as `retrain` does without F
+            bar.set_postfix_str(f"{INFLUENCE_RETRAIN} seed {seed}")
+            start = time.perf_counter()
+            retrained = get_method("retrain").unlearn(original, oracle.scenario.task(seed))
+            record(INFLUENCE_RETRAIN, seed, retrained, time.perf_counter() - start)
+            bar.update(1)
     groups = {}
     for name in names:
         bar.set_postfix_str(f"per-example tests of {name}")
@@ -192,10 +205,12 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
                   "original_model_seeds": originals.seeds.tolist(),
                   "reference_seeds": reference_bank.seeds.tolist(),
                   "config_source": config.source},
-        methods=[m.describe() | {"data_access": m.access().value, "params": m.hp} for m in methods],
+        methods=[m.describe() | {"data_access": m.access().value, "params": m.hp} for m in methods]
+        + ([{"name": INFLUENCE_RETRAIN, "data_access": "retain-only (without the neighbours)"}] if oracle else []),
         runs=runs,
         summary=summarise(runs, groups, names),
         skipped=skipped,
-        references={"count": len(references), "profile": profile},
+        references={"count": len(references), "profile": profile,
+                    "oracle": {"kind": "standard"} if oracle is None else oracle.describe()},
         scores=scores,
     )

@@ -251,13 +251,17 @@ def train(config_path, out, on, quiet, **flags):
                                              "retrained reference models. Overrides bench.references (default 3).")
 @click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Override a method hyperparameter, e.g. --param finetune.lr=0.02 (repeatable).")
+@click.option("--oracle", type=click.Choice(["standard", "influence"]),
+              help="Audit against models retrained without the forget set (standard), or without it and its near "
+                   "retained neighbours (influence; adds a 'retrain (influence)' row). Methods are given the forget "
+                   "set only. Overrides bench.oracle (default standard).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for results.json. Overrides bench.out.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Also write an HTML report (table and log-log ROC curves with confidence bands) to this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_handle_errors
-def bench(config_path, methods, references, params, out, report_dir, as_json, quiet, **flags):
+def bench(config_path, methods, references, params, oracle, out, report_dir, as_json, quiet, **flags):
     """Compare unlearning methods on one scenario.
 
     Each method is applied to the same K original models and audited against K retrained reference
@@ -270,7 +274,7 @@ def bench(config_path, methods, references, params, out, report_dir, as_json, qu
     from unlearn_audit.bench import METRICS
     from unlearn_audit.report.table import bench_table
 
-    config = _config(config_path, methods=methods, references=references, out=out, **flags)
+    config = _config(config_path, methods=methods, references=references, out=out, oracle=oracle, **flags)
     result, path = api.bench(config, params=_parse_params(params), progress=not quiet,
                              report_dir=report_dir)
     if as_json:

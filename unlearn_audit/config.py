@@ -7,7 +7,7 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
     [train]    arch, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule,
                warmup_epochs, label_smoothing, augment, crop_padding
     [run]      device, store, seed, amp, channels_last, backend, workers
-    [bench]    methods (default: all), references, out
+    [bench]    methods (default: all), references, out, oracle
     [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance, source,
                oracle
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
@@ -77,6 +77,11 @@ class BenchConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     references: int = 3
     out: str = "runs/bench"
+    oracle: str = "standard"  # or "influence": audit against models retrained without F and its near neighbours
+
+    def __post_init__(self):
+        if self.oracle not in ("standard", "influence"):
+            raise ConfigError(f"bench.oracle must be standard or influence, got {self.oracle!r}")
 
 
 AUTO = "auto"
@@ -315,6 +320,7 @@ FLAG_KEYS = {
     "references": ("bench", "references"),
     "methods": ("bench", "methods"),
     "out": ("bench", "out"),
+    "oracle": ("bench", "oracle"),
 }
 
 

@@ -24,7 +24,7 @@ from unlearn_audit.scenario import Scenario
 from unlearn_audit.signals import SignalSet, bank_signals, compute_logits
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.imported import load_imported
-from unlearn_audit.probes.similar import retained_neighbours
+from unlearn_audit.probes.similar import InfluenceOracle, influence_oracle
 from unlearn_audit.verify import (
     FIT_EVERY, Verdict, FORGET, FORGOTTEN_UNSEEN, MIN_ORIGINALS, MIN_RETRAINED, RETAIN, UNSEEN, Gate, split_references,
 )
@@ -137,7 +137,7 @@ class PreparedGate:
     originals: References
     retrained: References
     tried: list[dict]
-    oracle: "InfluenceOracle | None" = None  # the stronger oracle, when verify.oracle = "influence"
+    oracle: InfluenceOracle | None = None  # the stronger oracle, when verify.oracle = "influence"
 
     @property
     def _indices(self) -> np.ndarray:
@@ -159,32 +159,6 @@ class PreparedGate:
                                test_accuracy=100 * float(tgt.correct[0, test].mean()),
                                retrained_test_accuracy=100 * self.retrained.signals.correct[:, test].mean(-1),
                                utility_tolerance=utility_tolerance, seed=seed)
-
-
-@dataclasses.dataclass
-class InfluenceOracle:
-    """Retraining without the forget set *and* its near retained neighbours N(F) (Xu et al. 2026):
-    what retraining would leave if the examples that carry the forget set's influence went too."""
-
-    scenario: Scenario        # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
-    neighbours: np.ndarray    # N(F), dataset indices
-    threshold: float          # input similarity from which a retained example counts as near
-
-    def describe(self) -> dict:
-        return {"kind": "influence", "neighbours": int(self.neighbours.size), "threshold": self.threshold,
-                "neighbour_indices": self.neighbours.tolist()}
-
-
-def influence_oracle(scenario: Scenario) -> InfluenceOracle:
-    """N(F) chosen as `unlearn-audit probe` chooses it (input similarity, the median held-out
-    similarity as threshold, exact copies always), and the scenario retrained without F ∪ N(F)."""
-    neighbours, threshold, _, _ = retained_neighbours(scenario)
-    if not neighbours.size:
-        raise ConfigError("no retained example is near a forget example, so the influence oracle is the standard "
-                          "one; use --oracle standard")
-    label = f"{scenario.split.forget_spec} + {neighbours.size} near neighbours"
-    return InfluenceOracle(scenario.forgetting(np.union1d(scenario.split.forget, neighbours), label), neighbours,
-                           threshold)
 
 
 def _imported(scenario: Scenario, kind: str) -> References:

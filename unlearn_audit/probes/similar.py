@@ -200,3 +200,29 @@ def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module
     rows += _group_rows("retained neighbours", None, threshold, part[2])
     return SimilarSampleProbe(space=space, threshold=float(threshold), forget_indices=forget.copy(), neighbours=nb,
                               neighbour_indices=neighbour_indices, neighbourhood=kept, rows=rows)
+
+
+@dataclass
+class InfluenceOracle:
+    """Retraining without the forget set *and* its near retained neighbours N(F) (Xu et al. 2026):
+    what retraining would leave if the examples that carry the forget set's influence went too."""
+
+    scenario: object          # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
+    neighbours: np.ndarray    # N(F), dataset indices
+    threshold: float          # input similarity from which a retained example counts as near
+
+    def describe(self) -> dict:
+        return {"kind": "influence", "neighbours": int(self.neighbours.size), "threshold": self.threshold,
+                "neighbour_indices": self.neighbours.tolist()}
+
+
+def influence_oracle(scenario) -> InfluenceOracle:
+    """N(F) chosen as `unlearn-audit probe` chooses it (input similarity, the median held-out
+    similarity as threshold, exact copies always), and the scenario retrained without F ∪ N(F)."""
+    neighbours, threshold, _, _ = retained_neighbours(scenario)
+    if not neighbours.size:
+        raise ConfigError("no retained example is near a forget example, so the influence oracle is the standard "
+                          "one; use --oracle standard")
+    label = f"{scenario.split.forget_spec} + {neighbours.size} near neighbours"
+    return InfluenceOracle(scenario.forgetting(np.union1d(scenario.split.forget, neighbours), label), neighbours,
+                           threshold)

@@ -36,6 +36,12 @@ def table_notes(result, metrics) -> list[str]:
     keys = {m[0] for m in shown_metrics(result, metrics)}
     n = result.summary[0]["n"] if result.summary else 0
     notes = [LEGEND.format(n=n, k=result.references.get("count", 0))]
+    oracle = result.references.get("oracle", {})
+    if oracle.get("kind") == "influence":
+        notes.append(f"influence oracle: the retrained references were trained without the forget set and its "
+                     f"{oracle['neighbours']} near retained neighbours; every method was given the forget set only. "
+                     f"'retrain' retrains without the forget set alone, 'retrain (influence)' without the neighbours "
+                     f"too: how far apart they are is what the neighbours keep of the forget set.")
     if "IC" in keys:
         notes.append("IC = % of test images of the two confused classes predicted as the other one (Goel et al.'s "
                      "interclass-confusion test; compare with the retrain row).")
