@@ -103,6 +103,10 @@ def test_a_dead_worker_is_a_clear_error(tmp_path):
     )
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
-    last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("unlearn_audit.errors.WorkerError: a worker process of the process backend died")
-    assert "__main__" in last
+    # Under load the interpreter may add a resource_tracker warning after the traceback, so the
+    # error is looked for among the lines rather than taken to be the last one.
+    errors = [line for line in run.stderr.splitlines() if line.startswith("unlearn_audit.errors.WorkerError:")]
+    assert len(errors) == 1, run.stderr
+    assert "a worker process of the process backend died" in errors[0]
+    assert "__main__" in errors[0]
+    assert "BrokenProcessPool" not in errors[0]

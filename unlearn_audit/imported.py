@@ -83,18 +83,20 @@ def import_references(scenario, kind: str, paths: list[str | Path], split_finger
         if digest in known:
             continue
         known.add(digest)
-        key = store.key({"kind": "imported-model", "sha256": digest, "arch": scenario.recipe.arch})
-        store.put_tensors(key, model.state_dict(), kind="model", fields={"kind": "imported-model", "sha256": digest},
+        fields = {"kind": "imported-model", "sha256": digest, "arch": scenario.recipe.arch}
+        key = store.key(fields)
+        store.put_tensors(key, model.state_dict(), kind="model", fields=fields,
                           extra={"source": path, "imported": now, "bank": kind})
         sources.append({"path": path, "sha256": digest, "imported": now, "key": key})
+    added = len(sources) - len(previous)
     if store.has(bank_key):
         store.remove(bank_key)  # the bank entry is a list of models; a new import replaces it
     store.put_arrays(bank_key, {"count": np.array([len(sources)])}, kind="bank", fields=_bank_fields(scenario, kind),
-                     extra={"kind": f"{kind} (imported)", "imported": True, "sources": sources, "models": [s["key"] for s in sources],
-                            "count": len(sources), "dataset": scenario.dataset.name,
+                     extra={"kind": f"{kind} (imported)", "imported": True, "sources": sources,
+                            "models": [s["key"] for s in sources], "count": len(sources), "dataset": scenario.dataset.name,
                             "forget": scenario.split.forget_spec, "arch": scenario.recipe.arch})
-    return {"kind": kind, "added": len(sources) - len(previous), "already": len(entries) - (len(sources) - len(previous)),
-            "total": len(sources), "store": str(store.root)}
+    return {"kind": kind, "added": added, "already": len(entries) - added, "total": len(sources),
+            "store": str(store.root)}
 
 
 def existing_sources(store, bank_key: str) -> list[dict]:

@@ -166,6 +166,23 @@ def _imported(scenario: Scenario, kind: str) -> References:
     return References(bank.models, bank.keys, bank.seeds, [], sources=bank.sources)
 
 
+def _candidate_banks(scenario: Scenario, reference_scenario: Scenario, v, target, progress: bool):
+    """(originals, retrained) reference sets to try, smallest first; built lazily, so a larger bank
+    trains only when the smaller one was not enough."""
+    if v.source == "imported":
+        originals, retrained = _imported(scenario, "original"), _imported(scenario, "retrain")
+        if len(retrained.models) < MIN_RETRAINED or len(originals.models) < MIN_ORIGINALS:
+            raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained and {MIN_ORIGINALS} original "
+                              f"references; {len(retrained.models)} and {len(originals.models)} are imported — import "
+                              f"more (unlearn-audit refs import)")
+        yield originals, retrained
+        return
+    check_reference_counts(v)
+    for k in v.reference_sizes():
+        yield (references_other_than(target, scenario, "original", v.originals_for(k), progress),
+               references_other_than(target, reference_scenario, "retrain", k, progress))
+
+
 def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -> PreparedGate:
     """Build (or load) the reference banks for ``v`` (a :class:`~unlearn_audit.config.VerifyConfig`)
     and the gate: with ``references = "auto"``, sizes from the ladder until the gate is powered, or
@@ -178,22 +195,8 @@ def prepare_gate(scenario: Scenario, v, *, target=None, progress: bool = True) -
     indices = np.concatenate(list(parts.values()))
     queries = default_queries(scenario.recipe.augment)
     tried = []
-    if v.source == "imported":
-        sizes = [None]
-    else:
-        check_reference_counts(v)
-        sizes = v.reference_sizes()
-    for k in sizes:
-        if k is None:
-            originals, retrained = _imported(scenario, "original"), _imported(scenario, "retrain")
-            k, k_o = len(retrained.models), len(originals.models)
-            if k < MIN_RETRAINED or k_o < MIN_ORIGINALS:
-                raise ConfigError(f"verify needs at least {MIN_RETRAINED} retrained and {MIN_ORIGINALS} original "
-                                  f"references; {k} and {k_o} are imported — import more (unlearn-audit refs import)")
-        else:
-            k_o = v.originals_for(k)
-            originals = references_other_than(target, scenario, "original", k_o, progress)
-            retrained = references_other_than(target, reference_scenario, "retrain", k, progress)
+    for originals, retrained in _candidate_banks(scenario, reference_scenario, v, target, progress):
+        k, k_o = len(retrained.models), len(originals.models)
         originals.signals = _bank_signals(originals, scenario, indices, queries)
         retrained.signals = _bank_signals(retrained, scenario, indices, queries)
         fit, calibration = split_references(retrained.signals.parts(_part_slices(parts)))
