@@ -88,4 +88,7 @@ def time_commands(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _results import recorded
+
+    with recorded(__file__):
+        main()

@@ -49,4 +49,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from _results import recorded
+
+    with recorded(__file__):
+        main()

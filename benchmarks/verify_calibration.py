@@ -178,4 +178,7 @@ def same_init_blends(scenario, config, seeds: int) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from _results import recorded
+
+    with recorded(__file__):
+        main()

@@ -520,14 +520,36 @@ def refs_list(store, as_json):
                      f"{r['bytes'] / 1e6:.1f} MB", r["key"][:12]])
 
 
+def _listing_format_options(fn):
+    """--format text|json|markdown, and --json as the older spelling of --format json."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(fn)
+    return click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),
+                        default=None, help="text (a table, the default), json, or markdown (the page "
+                                           "docs/ keeps, generated from the registry).")(fn)
+
+
+def _listing_format(output_format: str | None, as_json: bool) -> str:
+    if as_json and output_format not in (None, "json"):
+        from unlearn_audit.errors import ConfigError
+
+        raise ConfigError(f"--json means --format json; give either --json or --format {output_format}")
+    return "json" if as_json else output_format or "text"
+
+
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_listing_format_options
 @_handle_errors
-def methods(as_json):
+def methods(output_format, as_json):
     """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
     from unlearn_audit.methods import REGISTRY
 
-    _emit([cls.describe() for cls in REGISTRY.values()], as_json,
+    output_format = _listing_format(output_format, as_json)
+    if output_format == "markdown":
+        from unlearn_audit.report.registry_docs import methods_markdown
+
+        click.echo(methods_markdown(REGISTRY.values()), nl=False)
+        return
+    _emit([cls.describe() for cls in REGISTRY.values()], output_format == "json",
           ["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
           lambda i: [i["name"], i["data_access"], ", ".join(i["scenarios"]), i["spec"],
                      ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]],
@@ -535,13 +557,19 @@ def methods(as_json):
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_listing_format_options
 @_handle_errors
-def attacks(as_json):
+def attacks(output_format, as_json):
     """List membership-inference attacks with their threat model and citation."""
     from unlearn_audit.attacks import REGISTRY
 
-    _emit([cls.describe() for cls in REGISTRY.values()], as_json,
+    output_format = _listing_format(output_format, as_json)
+    if output_format == "markdown":
+        from unlearn_audit.report.registry_docs import attacks_markdown
+
+        click.echo(attacks_markdown(REGISTRY.values()), nl=False)
+        return
+    _emit([cls.describe() for cls in REGISTRY.values()], output_format == "json",
           ["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
           lambda i: [i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]],
           maxcolwidths=[None, 25, 45, None, 45])
