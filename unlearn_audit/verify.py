@@ -75,7 +75,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.errors import ConfigError, ShapeError
 from unlearn_audit.stats import adjust_pvalues
 from unlearn_audit.tolerance import content_at, exceedance_lower_bound, one_sided_factor
 
@@ -199,7 +199,7 @@ def _as_parts(name: str, phi: dict, lead: int | None) -> dict[str, np.ndarray]:
         a = np.asarray(arr, dtype=np.float64)
         want = 1 if lead is None else 2
         if a.ndim != want:
-            raise ConfigError(f"the {name}' signals on part {part!r} must have {want} dimension(s), got shape {a.shape}")
+            raise ShapeError(f"the {name}' signals on part {part!r} must have {want} dimension(s), got shape {a.shape}")
         if not np.isfinite(a).all():
             raise ConfigError(f"the {name}' signals on part {part!r} contain NaN or infinite values")
         out[part] = a
@@ -243,7 +243,7 @@ class Gate:
         for group_name, group in (("fit", fit), ("calibration", cal), ("originals", orig)):
             for part in names:
                 if group[part].shape[0] != sizes[group_name] or group[part].shape[1] != fit[part].shape[1]:
-                    raise ConfigError(f"the {group_name} signals on part {part!r} have shape {group[part].shape}; "
+                    raise ShapeError(f"the {group_name} signals on part {part!r} have shape {group[part].shape}; "
                                       f"expected ({sizes[group_name]}, {fit[part].shape[1]})")
                 if fit[part].shape[1] == 0:
                     raise ConfigError(f"part {part!r} has no examples")
@@ -369,7 +369,7 @@ class Gate:
             raise ConfigError(f"the target covers parts {sorted(tgt)}, the references {[p.name for p in self.parts]}")
         for p in self.parts:
             if tgt[p.name].shape != self.mu[p.name].shape:
-                raise ConfigError(f"signal shapes differ on part {p.name!r}: target {tgt[p.name].shape}, "
+                raise ShapeError(f"signal shapes differ on part {p.name!r}: target {tgt[p.name].shape}, "
                                   f"references {self.mu[p.name].shape}")
         ret_ta = _check_accuracies(test_accuracy, retrained_test_accuracy)
         if not np.isfinite(utility_tolerance) or utility_tolerance < 0:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.errors import ConfigError, ShapeError
 from unlearn_audit.signals import SignalSet
 
 
@@ -98,8 +98,8 @@ class Attack(ABC):
         ...
 
     # ------------------------------------------------------------------ validation
-    def _fail(self, msg: str):
-        raise ConfigError(f"attack {self.name!r}: {msg}")
+    def _fail(self, msg: str, error: type[ConfigError] = ConfigError):
+        raise error(f"attack {self.name!r}: {msg}")
 
     def _check_finite(self, what: str, signals: SignalSet) -> None:
         for field in ("phi", "loss", "prob"):
@@ -112,7 +112,7 @@ class Attack(ABC):
                 raise ConfigError(f"attack {self.name!r} needs {_NEEDS[name]}, which this audit did not provide")
         if data.target.phi.ndim != 2 or data.n_examples == 0:
             self._fail(f"target signals must have shape (examples, queries) with at least one example, "
-                       f"got {data.target.phi.shape}")
+                       f"got {data.target.phi.shape}", ShapeError)
         self._check_finite("target", data.target)
         q = data.n_queries
         if "references" in self.requires:
@@ -121,30 +121,32 @@ class Attack(ABC):
                     f"attack {self.name!r} needs at least {self.min_references} reference models, got {data.n_references}"
                 )
             if data.reference_in is None or np.shape(data.reference_in) != data.references.phi.shape[:2]:
-                raise ConfigError(
+                raise ShapeError(
                     f"attack {self.name!r}: reference_in must have shape (models, examples) = {data.references.phi.shape[:2]}"
                 )
             if data.references.phi.shape[1:] != data.target.phi.shape:
-                raise ConfigError(
+                raise ShapeError(
                     f"attack {self.name!r}: reference signals cover {data.references.phi.shape[1:]} "
                     f"(examples, queries) but the target's cover {data.target.phi.shape}"
                 )
             self._check_finite("reference models", data.references)
         if "population" in self.requires:
             if data.population.phi.ndim != 2 or data.population.phi.shape[0] == 0 or data.population.phi.shape[1] != q:
-                self._fail(f"population signals must have shape (Z >= 1, {q} queries), got {data.population.phi.shape}")
+                self._fail(f"population signals must have shape (Z >= 1, {q} queries), got {data.population.phi.shape}",
+                           ShapeError)
             self._check_finite("population", data.population)
         if "reference_population" in self.requires:
             want = (data.n_references, *data.population.phi.shape)
             if data.reference_population.phi.shape != want:
                 self._fail(f"reference_population must have shape (models, Z, queries) = {want}, "
-                           f"got {data.reference_population.phi.shape}")
+                           f"got {data.reference_population.phi.shape}", ShapeError)
             self._check_finite("reference models' population", data.reference_population)
         for name in ("calibration_members", "calibration_nonmembers"):
             if name in self.requires:
                 sig = getattr(data, name)
                 if sig.phi.ndim != 2 or sig.phi.shape[0] == 0 or sig.phi.shape[1] != q:
-                    self._fail(f"{name.replace('_', ' ')} must have shape (n >= 1, {q} queries), got {sig.phi.shape}")
+                    self._fail(f"{name.replace('_', ' ')} must have shape (n >= 1, {q} queries), got {sig.phi.shape}",
+                               ShapeError)
                 self._check_finite(name.replace("_", " "), sig)
 
     # ------------------------------------------------------------------ description

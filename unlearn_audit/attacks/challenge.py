@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.errors import ConfigError, ShapeError
 
 DELTA = 1e-5
 EPSILON_CAP = 50.0
@@ -55,9 +55,9 @@ def _validate(unlearned: np.ndarray, retrained: np.ndarray) -> tuple[np.ndarray,
     if u.ndim == 1:
         u, r = u[:, None], r[:, None] if r.ndim == 1 else r
     if u.ndim != 2 or r.ndim != 2:
-        raise ConfigError("confidences must have shape (models, examples)")
+        raise ShapeError("confidences must have shape (models, examples)")
     if u.shape[1] != r.shape[1]:
-        raise ConfigError(f"unlearned confidences cover {u.shape[1]} examples but retrained cover {r.shape[1]}")
+        raise ShapeError(f"unlearned confidences cover {u.shape[1]} examples but retrained cover {r.shape[1]}")
     if u.shape[1] == 0:
         raise ConfigError("no forget examples to score")
     if min(u.shape[0], r.shape[0]) < 2:

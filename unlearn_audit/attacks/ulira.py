@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from unlearn_audit.attacks.lira import LiRA
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.errors import ConfigError, ShapeError
 
 
 class ULiRA(LiRA):
@@ -64,7 +64,7 @@ def per_example_balanced_accuracy(scores: np.ndarray, unlearned: np.ndarray,
     scores = np.asarray(scores, dtype=np.float64)
     unlearned = np.asarray(unlearned, dtype=bool)
     if scores.shape != unlearned.shape:
-        raise ConfigError(f"scores {scores.shape} and membership {unlearned.shape} must have the same shape")
+        raise ShapeError(f"scores {scores.shape} and membership {unlearned.shape} must have the same shape")
     says_unlearned = scores > threshold
     n_in, n_out = unlearned.sum(0), (~unlearned).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
