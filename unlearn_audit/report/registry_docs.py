@@ -52,7 +52,7 @@ def methods_markdown(methods: Iterable[type]) -> str:
         params = getattr(cls, "params", {}) or {}
         if params:
             out.append(_table(["parameter", "default", "type", "allowed", "meaning"],
-                              [[f"`{name}`", _value(p.default), _type_name(p.type), _allowed(p), _cell(p.help)]
+                              [[f"`{name}`", _value(p.default), _type_name(p.type), _allowed(p), p.help]
                                for name, p in params.items()]))
         else:
             out.append("No parameters.")
