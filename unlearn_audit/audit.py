@@ -26,6 +26,7 @@ for class-wise forgetting, those of the forgotten class) or unlearned models wit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,8 @@ from unlearn_audit.metrics import UnlearningAccuracies, avg_gap, tow, unlearning
 from unlearn_audit.signals import SignalSet, compute_logits
 from unlearn_audit.stats import roc_auc, tpr_at_fpr
 
+if TYPE_CHECKING:
+    from unlearn_audit.task import ScenarioView
 
 
 def default_queries(augment: str) -> tuple[str, ...]:
@@ -66,7 +69,8 @@ class ModelSignals:
 PARTS = ("forget", "heldout", "retain", "test")
 
 
-def model_signals(model, scenario, queries: tuple[str, ...], parts: tuple[str, ...] = PARTS) -> ModelSignals:
+def model_signals(model, scenario: ScenarioView, queries: tuple[str, ...],
+                  parts: tuple[str, ...] = PARTS) -> ModelSignals:
     """Run ``model`` once over the examples of the requested ``parts`` (default: all four)."""
     s = scenario.split
     where = {"forget": s.forget, "heldout": s.nonmembers(scenario.dataset), "retain": s.retain, "test": s.test}

@@ -3,7 +3,8 @@
 :class:`Scenario` is what every command works on. Its models come from banks in the store
 (:mod:`unlearn_audit.bank`) — originals trained on D, retrained references on R — so running the
 same thing twice loads instead of retraining; it also builds the
-:class:`~unlearn_audit.methods.UnlearningTask` a method receives.
+:class:`~unlearn_audit.task.UnlearningTask` a method receives. It is a
+:class:`~unlearn_audit.task.ScenarioView`, the part of it the audit and the probes read.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from unlearn_audit.data.planting import parse_similar_spec, plant_similar, swap_
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.executor import start_early
 from unlearn_audit.memorization import pool_memorization
-from unlearn_audit.methods.base import TensorSet, UnlearningTask
 from unlearn_audit.models.checkpoint import load_checkpoint
 from unlearn_audit.models.zoo import build_model, resolve_device
 from unlearn_audit.store import Store
+from unlearn_audit.task import TensorSet, UnlearningTask
 from unlearn_audit.training.loop import Accelerator
 from unlearn_audit.training.recipe import Recipe
 from unlearn_audit.training.user_trainer import check_trainer

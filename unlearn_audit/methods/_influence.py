@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from unlearn_audit.methods.base import TensorSet
+from unlearn_audit.task import TensorSet
 from unlearn_audit.training.loop import (
     Accelerator,
     BatchStream,

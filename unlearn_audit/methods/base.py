@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, ClassVar
 
@@ -27,10 +27,11 @@ import torch
 from torch import nn
 
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.methods._shared import norm_layers_outside
+from unlearn_audit.task import TensorSet, UnlearningTask
 from unlearn_audit.training.loop import (
-    Accelerator, BatchStream, make_generator, make_optimizer, make_schedule, optimize,
+    BatchStream, make_generator, make_optimizer, make_schedule, optimize,
 )
-from unlearn_audit.training.recipe import Recipe
 
 
 class DataAccess(str, Enum):
@@ -109,37 +110,6 @@ def optim_params(*, lr: float, epochs: float, optimizer: str = "sgd", momentum: 
         "schedule": Param(schedule, "learning-rate schedule over the budget", str,
                           choices=("constant", "cosine", "step", "onecycle")),
     }
-
-
-@dataclass(frozen=True)
-class TensorSet:
-    """Inputs and labels of one data set, already on the task's device."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass
-class UnlearningTask:
-    """Everything an unlearner may read besides the model.
-
-    ``retain`` / ``heldout`` may be ``None``: an unlearner whose data access needs them refuses such
-    a task. ``recipe`` is the original training recipe (retraining and re-initialisation methods
-    need it). ``forget_class`` is set for class-wise forgetting.
-    """
-
-    forget: TensorSet
-    num_classes: int
-    retain: TensorSet | None = None
-    heldout: TensorSet | None = None
-    accel: Accelerator = field(default_factory=Accelerator)
-    seed: int = 0
-    scenario: str = "random"
-    forget_class: int | None = None
-    recipe: Recipe | None = None
 
 
 class Unlearner(ABC):
@@ -258,8 +228,6 @@ class Unlearner(ABC):
         hp = self.hp
         params = list(model.parameters()) if parameters is None else list(parameters)
         if parameters is not None:
-            from unlearn_audit.methods._shared import norm_layers_outside  # _shared imports this module
-
             frozen_norms, loss_of_step = norm_layers_outside(model, params), step_loss
 
             def step_loss(step: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,6 +43,10 @@ from unlearn_audit.data.similar import Neighbours, find_neighbours, within_same_
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.signals import SignalSet, compute_logits
+
+if TYPE_CHECKING:
+    from unlearn_audit.scenario import Scenario
+    from unlearn_audit.task import ScenarioView
 
 SPACES = ("inputs", "features")
 #: The model set retrained without F and its near neighbours (``retrain_without``).
@@ -130,7 +135,7 @@ def check_threshold(threshold: float | None) -> None:
         raise ConfigError(f"the similarity threshold is a cosine: it must be in [-1, 1], got {threshold}")
 
 
-def retained_neighbours(scenario, *, space: str = "inputs", threshold: float | None = None,
+def retained_neighbours(scenario: ScenarioView, *, space: str = "inputs", threshold: float | None = None,
                         feature_model: nn.Module | None = None) -> tuple[np.ndarray, float, Neighbours, Neighbours]:
     """N(F): the dataset indices of every retained example at least ``threshold`` similar to a forget
     example of its class (exact copies always), the threshold used (None: the median held-out
@@ -167,7 +172,8 @@ def retained_neighbours(scenario, *, space: str = "inputs", threshold: float | N
     return np.union1d(retain[close], copies), float(threshold), nb, held
 
 
-def probe_similar_samples(scenario, target: nn.Module, retrained: list[nn.Module], originals: list[nn.Module], *,
+def probe_similar_samples(scenario: ScenarioView, target: nn.Module, retrained: list[nn.Module],
+                          originals: list[nn.Module], *,
                           space: str = "inputs", threshold: float | None = None,
                           retrain_without: Callable[[np.ndarray], list[nn.Module]] | None = None
                           ) -> SimilarSampleProbe:
@@ -207,7 +213,7 @@ class InfluenceOracle:
     """Retraining without the forget set *and* its near retained neighbours N(F) (Xu et al. 2026):
     what retraining would leave if the examples that carry the forget set's influence went too."""
 
-    scenario: object          # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
+    scenario: Scenario        # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
     neighbours: np.ndarray    # N(F), dataset indices
     threshold: float          # input similarity from which a retained example counts as near
 
@@ -216,7 +222,7 @@ class InfluenceOracle:
                 "neighbour_indices": self.neighbours.tolist()}
 
 
-def influence_oracle(scenario) -> InfluenceOracle:
+def influence_oracle(scenario: Scenario) -> InfluenceOracle:
     """N(F) chosen as `unlearn-audit probe` chooses it (input similarity, the median held-out
     similarity as threshold, exact copies always), and the scenario retrained without F ∪ N(F)."""
     neighbours, threshold, _, _ = retained_neighbours(scenario)
