@@ -1,5 +1,10 @@
-"""Probes: checks beside the membership attacks for ways a forget set's influence can survive."""
+"""Probes: checks beside the membership attacks for ways a forget set's influence can survive.
 
-from unlearn_audit.probes.similar import SimilarSampleProbe, probe_similar_samples
+Names imported on first use (:mod:`unlearn_audit._lazy`).
+"""
 
-__all__ = ["SimilarSampleProbe", "probe_similar_samples"]
+from unlearn_audit._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "similar": ("SimilarSampleProbe", "probe_similar_samples"),
+})

@@ -1,14 +1,15 @@
-"""Recipes, the shared optimisation loop and the trainers."""
+"""Recipes, the shared optimisation loop and the trainers.
 
-from unlearn_audit.training.loop import (
-    Accelerator, BatchStream, accuracy, augment_batch, make_generator, make_optimizer,
-    make_schedule, optimize, predict_logits,
-)
-from unlearn_audit.training.recipe import Recipe
-from unlearn_audit.training.trainer import TRAINER_VERSION, fit, init_model, train_model
+The names below are imported on first use (:mod:`unlearn_audit._lazy`): the config reads
+:class:`~unlearn_audit.training.recipe.Recipe`, which needs no torch, while the loop and the
+trainers load it.
+"""
 
-__all__ = [
-    "Accelerator", "BatchStream", "Recipe", "TRAINER_VERSION", "accuracy", "augment_batch", "fit",
-    "init_model", "make_generator", "make_optimizer", "make_schedule", "optimize", "predict_logits",
-    "train_model",
-]
+from unlearn_audit._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "loop": ("Accelerator", "BatchStream", "accuracy", "augment_batch", "make_generator", "make_optimizer",
+             "make_schedule", "optimize", "predict_logits"),
+    "recipe": ("Recipe",),
+    "trainer": ("TRAINER_VERSION", "fit", "init_model", "train_model"),
+})
