@@ -26,6 +26,7 @@ demo: $(STAMP_RUN)
 	$(BIN)/unlearn-audit bench --out runs/demo
 
 test: $(STAMP_TEST)
+	$(BIN)/lint-imports  # the layering contracts in pyproject.toml
 	$(BIN)/python -m pytest -n 2 -q
 
 clean:
