@@ -57,3 +57,20 @@ def class_scenario(digits, accel):
 def random_scenario(digits, accel):
     """An MLP trained on the digits pool; the task forgets a random 10 %."""
     return _scenario(digits, accel, "random:0.1")
+
+
+@pytest.fixture(scope="session")
+def method_run(class_scenario, random_scenario):
+    """``method_run(name, scenario)``: method ``name`` run on the ``"class"`` or ``"random"``
+    scenario as its row in ``tests/method_settings.py`` says, once per session (a
+    :class:`~tests.method_settings.ContractRun`): the contract tests check it, per-method tests reuse it."""
+    from tests.method_settings import contract_run
+
+    scenarios, runs = {"class": class_scenario, "random": random_scenario}, {}
+
+    def run(name: str, scenario: str):
+        if (name, scenario) not in runs:
+            runs[name, scenario] = contract_run(name, scenario, scenarios[scenario])
+        return runs[name, scenario]
+
+    return run
