@@ -30,4 +30,4 @@ test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -n 2 -q
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .import_linter_cache
