@@ -77,7 +77,7 @@ def test_verify_reports_the_leftover_confusion(tmp_path):
     from unlearn_audit.models.checkpoint import save_checkpoint
 
     save_checkpoint(path, original, arch="mlp", num_classes=10, input_shape=(1, 8, 8))
-    info = api.verify(config, path, summary_path=tmp_path / "verdict.md", progress=False)
-    ic = info["interclass_confusion"]
+    report = api.verify(config, path, summary_path=tmp_path / "verdict.md", progress=False)
+    ic = report.interclass_confusion
     assert ic["classes"] == [3, 8] and ic["target"] > ic["retrained"] + 15.0
     assert "interclass confusion 3 ↔ 8" in (tmp_path / "verdict.md").read_text()

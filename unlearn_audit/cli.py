@@ -173,7 +173,7 @@ def _parse_params(items: tuple[str, ...], *, method: str | None = None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
-        name, dot, param = key.partition(".")
+        name, dot, param = key.rpartition(".")  # a method of your own is named pkg.module:Class
         if not dot:
             if method is None:
                 raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.{key}={value}")
@@ -237,16 +237,17 @@ def train(config_path, out, on, quiet, **flags):
     """
     from unlearn_audit import api
 
-    info = api.train(_config(config_path, **flags), out, on=on, progress=not quiet)
-    m = info["metrics"]
-    click.echo(f"saved {info['out']} ({'loaded from store' if info['cached'] else 'trained'}): "
+    result = api.train(_config(config_path, **flags), out, on=on, progress=not quiet)
+    m = result.metrics
+    click.echo(f"saved {result.out} ({'loaded from store' if result.cached else 'trained'}): "
                f"forget acc {100 - m['UA']:.1f}%, retain acc {m['RA']:.1f}%, test acc {m['TA']:.1f}%")
 
 
 @main.command()
 @_scenario_options
 @click.option("--methods", help="Comma-separated method names, or 'all' (every method that supports the "
-                                "scenario). Overrides bench.methods. Default: all.")
+                                "scenario); a method of your own as pkg.module:Class (see examples/user_method.py). "
+                                "Overrides bench.methods. Default: all.")
 @click.option("--references", type=int, help="Number of seeds: original models each method is applied to, and as many "
                                              "retrained reference models. Overrides bench.references (default 3).")
 @click.option("--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
@@ -288,7 +289,8 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, as_
 
 @main.command()
 @_scenario_options
-@click.option("--method", required=True, help="Method name (see `unlearn-audit methods`).")
+@click.option("--method", required=True, help="Method name (see `unlearn-audit methods`), or your own Unlearner "
+                                              "subclass as pkg.module:Class (see examples/user_method.py).")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint of the original model (from `unlearn-audit train` or a bare state dict with --arch).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file for the unlearned model.")
@@ -301,13 +303,13 @@ def unlearn(config_path, method, model_path, out, params, **flags):
     from unlearn_audit import api
 
     params = _parse_params(params, method=method).get(method, {})
-    info = api.unlearn(_config(config_path, **flags), method, model_path, out, params)
-    b, a = info["before"], info["after"]
-    click.echo(f"saved {info['out']} ({method}, {info['seconds']:.2f} s): "
+    result = api.unlearn(_config(config_path, **flags), method, model_path, out, params)
+    b, a = result.before, result.after
+    click.echo(f"saved {result.out} ({result.method}, {result.seconds:.2f} s): "
                f"forget acc {100 - b['UA']:.1f}% -> {100 - a['UA']:.1f}%, test acc {b['TA']:.1f}% -> {a['TA']:.1f}%")
-    if info["details"]:
+    if result.details:
         click.echo("details: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                           for k, v in info["details"].items() if not isinstance(v, list)))
+                                           for k, v in result.details.items() if not isinstance(v, list)))
 
 
 @main.command()
@@ -368,13 +370,13 @@ def verify(config_path, model_path, references, originals, max_references, alpha
                                    originals=_count(originals, "--originals"), max_references=max_references,
                                    alpha=alpha, gamma=gamma, min_power=min_power, utility_tolerance=utility_tolerance,
                                    source=reference_source, oracle=oracle)
-    info = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_dir=report_dir,
+    report = api.verify(config, model_path, json_path=json_path, junit_path=junit_path, report_dir=report_dir,
                       summary_path=summary_path, progress=not quiet)
     from unlearn_audit.report.verify import verdict_lines
 
-    for line in verdict_lines(info):
+    for line in verdict_lines(report.to_dict()):
         click.echo(line)
-    sys.exit(info["exit_code"])
+    sys.exit(report.exit_code)
 
 
 @main.command()
@@ -416,7 +418,7 @@ def probe(config_path, model_path, space, threshold, references, originals, json
 
     config = _with_verify_settings(_config(config_path, **flags), references=references, originals=originals)
     info = api.probe_similar(config, model_path, space=space, threshold=threshold, stronger_oracle=stronger_oracle,
-                             json_path=json_path, indices_path=indices_path, progress=not quiet)
+                             json_path=json_path, indices_path=indices_path, progress=not quiet).to_dict()
     click.echo(f"{info['near']} of {info['forget']} forget examples have a retained example of their class with "
                f"{info['space']} similarity >= {info['threshold']:.3f} ({info['exact_copies']} exact copies); "
                f"{info['retained_neighbours']} retained examples are that close to a forget example of their class")
@@ -447,9 +449,10 @@ def split_export(config_path, out, **flags):
     sets, then `refs import` them; `--split FILE` reads the file back as the same split."""
     from unlearn_audit import api
 
-    info = api.export_split(_config(config_path, **flags), out)
-    click.echo(f"wrote {info['out']}: {info['pool']} training-pool examples ({info['forget']} to forget), "
-               f"{info['heldout']} held-out, {info['test']} test; split fingerprint {info['split_fingerprint']}")
+    result = api.export_split(_config(config_path, **flags), out)
+    n = result.sizes
+    click.echo(f"wrote {result.out}: {n['pool']} training-pool examples ({n['forget']} to forget), "
+               f"{n['heldout']} held-out, {n['test']} test; split fingerprint {result.split_fingerprint}")
 
 
 @main.group()
@@ -473,12 +476,12 @@ def refs_build(config_path, kind, count, chunk_size, gpus_per_task, no_ensemble,
     an interrupted build resumes where it stopped, and a corrupt entry is retrained."""
     from unlearn_audit import api
 
-    info = api.build_references(_config(config_path, **flags), kind, count, chunk_size=chunk_size,
-                                gpus_per_task=gpus_per_task, ensemble=not no_ensemble,
-                                progress=not quiet)
-    acc = info["mean_accuracy"]
-    click.echo(f"{kind} bank of {count} ({info['dataset']}, {info['arch']}, forget {info['forget']}): "
-               f"{info['trained']} trained, {info['reused']} reused, {info['rebuilt']} rebuilt in {info['seconds']:.1f} s"
+    build = api.build_references(_config(config_path, **flags), kind, count, chunk_size=chunk_size,
+                                 gpus_per_task=gpus_per_task, ensemble=not no_ensemble,
+                                 progress=not quiet)
+    acc = build.mean_accuracy
+    click.echo(f"{kind} bank of {count} ({build.dataset}, {build.arch}, forget {build.forget}): "
+               f"{build.trained} trained, {build.reused} reused, {build.rebuilt} rebuilt in {build.seconds:.1f} s"
                + (f"; mean test accuracy of new models {100 * acc:.1f}%" if acc is not None else ""))
 
 
@@ -496,9 +499,9 @@ def refs_import(config_path, kind, split_fingerprint, checkpoints, **flags):
     architecture) as this scenario's imported bank; `verify --reference-source imported` uses them."""
     from unlearn_audit import api
 
-    info = api.import_references(_config(config_path, **flags), kind, list(checkpoints), split_fingerprint)
-    click.echo(f"imported {info['added']} {kind} reference models ({info['already']} already there); the imported "
-               f"{kind} bank now holds {info['total']} (store {info['store']})")
+    done = api.import_references(_config(config_path, **flags), kind, list(checkpoints), split_fingerprint)
+    click.echo(f"imported {done.added} {kind} reference models ({done.already} already there); the imported "
+               f"{kind} bank now holds {done.total} (store {done.store})")
 
 
 @refs.command("list")
@@ -510,7 +513,7 @@ def refs_list(store, as_json):
     """List the banks in the store: kind, dataset, forget spec, models present / count, accuracy, size."""
     from unlearn_audit import api
 
-    rows = api.list_references(store)
+    rows = [bank.to_dict() for bank in api.list_references(store)]
     if not rows and not as_json:
         click.echo("the store holds no bank yet; build one with `unlearn-audit refs build`")
         return

@@ -25,6 +25,7 @@ from unlearn_audit.signals import SignalSet, bank_signals, compute_logits
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.imported import load_imported
 from unlearn_audit.probes.similar import InfluenceOracle, influence_oracle
+from unlearn_audit.results import VerifyReport
 from unlearn_audit.verify import (
     FIT_EVERY, Verdict, FORGET, FORGOTTEN_UNSEEN, MIN_ORIGINALS, MIN_RETRAINED, RETAIN, UNSEEN, Gate, split_references,
 )
@@ -229,55 +230,83 @@ def _provenance(scenario: Scenario, record: dict, v) -> dict:
     return {"checked": checked, "not_checked": not_checked, "references": references}
 
 
-def verify_model(config: Config, model_path, *, progress: bool = True) -> dict:
-    """Certify the checkpoint at ``model_path`` for the scenario of ``config``: the verdict
-    (:meth:`~unlearn_audit.verify.Verdict.to_dict`) and its context, as one JSON-ready dict."""
+def verify_model(config: Config, model_path, *, progress: bool = True) -> VerifyReport:
+    """Certify the checkpoint at ``model_path`` for the scenario of ``config``: the verdict and its
+    context (:meth:`VerifyReport.to_dict` is its JSON form).
+
+    1. refuse reference counts the gate cannot work with, before any model trains;
+    2. load the scenario and the target;
+    3. build or load the references and the gate (:func:`prepare_gate`);
+    4. judge the target (:meth:`PreparedGate.judge`);
+    5. add what the context says about the verdict (:func:`_context_reasons`);
+    6. record where everything came from (:func:`_report`)."""
     start = time.perf_counter()
     v = config.verify
-    check_reference_counts(v)  # before any model trains
+    check_reference_counts(v)
     scenario = Scenario.from_config(config, progress=progress)
     target, record = scenario.load_model(model_path)
     prepared = prepare_gate(scenario, v, target=target, progress=progress)
     verdict = prepared.judge(target, utility_tolerance=v.utility_tolerance, seed=config.run.seed)
-    originals, retrained, parts, queries = prepared.originals, prepared.retrained, prepared.parts, prepared.queries
     provenance = _provenance(scenario, record, v)
+    verdict.reasons.extend(_context_reasons(verdict, provenance, prepared))
+    report = _report(prepared, verdict, model_path, record, provenance, v)
+    if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
+        report.interclass_confusion = _interclass_confusion(target, prepared)
+    report.seconds = round(time.perf_counter() - start, 3)
+    return report
+
+
+def _context_reasons(verdict: Verdict, provenance: dict, prepared: PreparedGate) -> list[str]:
+    """Reasons the gate cannot see: a target of unknown training that fails where models agree, and
+    references left out for being the target itself."""
+    reasons = []
     controls_failed = [n for n in (RETAIN.name, UNSEEN.name) if verdict.parts[n].failed]
     if controls_failed and provenance["not_checked"]:
-        verdict.reasons.append("the target differs from the references even where originals and retrained models "
-                               "agree; nothing records how it was trained, so the references' training may not match "
-                               "the target's — train them with the same code (train.trainer) or import references "
-                               "trained like the target (refs import)")
-    for kind, refs in (("original", originals), ("retrained", retrained)):
+        reasons.append("the target differs from the references even where originals and retrained models "
+                       "agree; nothing records how it was trained, so the references' training may not match "
+                       "the target's — train them with the same code (train.trainer) or import references "
+                       "trained like the target (refs import)")
+    for kind, refs in (("original", prepared.originals), ("retrained", prepared.retrained)):
         if refs.identical:
-            verdict.reasons.append(f"the target is identical to the {kind} reference model with seed "
-                                   f"{refs.identical[0]}; it was replaced by the next model of that bank (a model is "
-                                   f"no reference for itself)")
-    info = {
-        "tool": {"name": "unlearn-audit", "version": __version__},
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": str(model_path), "model_sha256": sha256_file(model_path),
-        "verdict": verdict.to_dict(), "exit_code": verdict.exit_code,
-        "scenario": scenario.describe(), "queries": list(queries), "settings": dataclasses.asdict(v),
-        "oracle": {"kind": "standard"} if prepared.oracle is None else prepared.oracle.describe(),
-        "references": {"source": v.source, "auto": v.source == "built" and v.references == "auto",
-                       "retrained": len(retrained.models),
-                       "originals": len(originals.models), "tried": prepared.tried,
-                       "fit_seeds": retrained.seeds[0::FIT_EVERY],
-                       "calibration_seeds": [s for i, s in enumerate(retrained.seeds) if i % FIT_EVERY],
-                       "original_seeds": originals.seeds,
-                       "imported_from": None if v.source == "built" else {"retrained": retrained.sources,
-                                                                          "originals": originals.sources}},
-        "parts": {n: int(idx.size) for n, idx in parts.items()},
-        "leaking_indices": scenario.split.forget[verdict.leaking].tolist(),
-        "checkpoint_meta": record.get("meta", {}), "provenance": provenance,
-    }
-    if scenario.split.confusion is not None:  # reported beside the verdict, which it does not change
-        ic = {name: [100 * model_signals(m, scenario, queries, parts=("test",)).interclass_confusion for m in models]
-              for name, models in (("target", [target]), ("originals", originals.models),
-                                   ("retrained", retrained.models))}
-        info["interclass_confusion"] = {"classes": list(scenario.split.confusion), "target": ic["target"][0],
-                                        "retrained": float(np.mean(ic["retrained"])),
-                                        "retrained_sd": float(np.std(ic["retrained"])),
-                                        "originals": float(np.mean(ic["originals"]))}
-    info["seconds"] = round(time.perf_counter() - start, 3)
-    return info
+            reasons.append(f"the target is identical to the {kind} reference model with seed "
+                           f"{refs.identical[0]}; it was replaced by the next model of that bank (a model is "
+                           f"no reference for itself)")
+    return reasons
+
+
+def _references_record(prepared: PreparedGate, v) -> dict:
+    """Which references decided the verdict: counts, the sizes tried, every model's role and seed."""
+    originals, retrained = prepared.originals, prepared.retrained
+    return {"source": v.source, "auto": v.source == "built" and v.references == "auto",
+            "retrained": len(retrained.models),
+            "originals": len(originals.models), "tried": prepared.tried,
+            "fit_seeds": retrained.seeds[0::FIT_EVERY],
+            "calibration_seeds": [s for i, s in enumerate(retrained.seeds) if i % FIT_EVERY],
+            "original_seeds": originals.seeds,
+            "imported_from": None if v.source == "built" else {"retrained": retrained.sources,
+                                                               "originals": originals.sources}}
+
+
+def _report(prepared: PreparedGate, verdict: Verdict, model_path, record: dict, provenance: dict, v) -> VerifyReport:
+    scenario = prepared.scenario
+    return VerifyReport(
+        tool={"name": "unlearn-audit", "version": __version__},
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        model=str(model_path), model_sha256=sha256_file(model_path), verdict=verdict,
+        scenario=scenario.describe(), queries=list(prepared.queries), settings=dataclasses.asdict(v),
+        oracle={"kind": "standard"} if prepared.oracle is None else prepared.oracle.describe(),
+        references=_references_record(prepared, v),
+        parts={n: int(idx.size) for n, idx in prepared.parts.items()},
+        leaking_indices=scenario.split.forget[verdict.leaking].tolist(),
+        checkpoint_meta=record.get("meta", {}), provenance=provenance)
+
+
+def _interclass_confusion(target, prepared: PreparedGate) -> dict:
+    """Confusion between the two swapped classes of a confusion:A,B scenario, in %, on the test set."""
+    scenario, queries = prepared.scenario, prepared.queries
+    ic = {name: [100 * model_signals(m, scenario, queries, parts=("test",)).interclass_confusion for m in models]
+          for name, models in (("target", [target]), ("originals", prepared.originals.models),
+                               ("retrained", prepared.retrained.models))}
+    return {"classes": list(scenario.split.confusion), "target": ic["target"][0],
+            "retrained": float(np.mean(ic["retrained"])), "retrained_sd": float(np.std(ic["retrained"])),
+            "originals": float(np.mean(ic["originals"]))}

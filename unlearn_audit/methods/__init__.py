@@ -1,6 +1,7 @@
 """Unlearning methods: one module per method behind :class:`Unlearner`, one registry.
 
-Adding a method means one new module and one line in ``_METHODS`` below.
+Adding a method means one new module and one line in ``_METHODS`` below; a method of your own
+joins without a fork through :func:`register_method` (or ``--method pkg.module:Class``).
 """
 
 from __future__ import annotations
@@ -87,7 +88,52 @@ def get_method(name: str, **params) -> Unlearner:
     return REGISTRY[name](**params)
 
 
+#: Names that mean something else where methods are named: bench's "all" and its "original" row,
+#: RUM's "none" stage.
+RESERVED_NAMES = frozenset({"all", "original", "none"})
+
+
+def register_method(cls: type[Unlearner]) -> type[Unlearner]:
+    """Add an unlearning method of your own to the registry: ``bench``, ``unlearn`` and the Python
+    API then run it beside the bundled ones (see ``examples/user_method.py``). Also a class
+    decorator; registering a class again does nothing.
+
+    Its declarations are checked first, and a :class:`ConfigError` says what to fix: a concrete
+    :class:`Unlearner` subclass with its own ``name`` (letters, digits, ``_``, ``-``) that no other
+    method has, a ``title`` and a ``citation``; ``data_access`` a :class:`DataAccess`; ``scenarios`` a
+    non-empty subset of random, class and subclass; ``params`` a dict of :class:`Param` whose
+    defaults pass their own checks."""
+    from unlearn_audit.methods.base import SCENARIOS
+    from unlearn_audit.plugins import check_registrable
+
+    check_registrable(cls, Unlearner, REGISTRY, what="method", reserved=RESERVED_NAMES)
+    where = f"method {cls.name!r} ({cls.__module__}.{cls.__qualname__})"
+    if not isinstance(getattr(cls, "data_access", None), DataAccess):
+        raise ConfigError(f"{where}: data_access must be a DataAccess ({', '.join(a.name for a in DataAccess)}): "
+                          f"which data the method reads besides the model")
+    scenarios = cls.scenarios
+    if not isinstance(scenarios, (set, frozenset)) or not scenarios or not scenarios <= SCENARIOS:
+        raise ConfigError(f"{where}: scenarios = {scenarios!r}; declare a non-empty frozenset of "
+                          f"{', '.join(sorted(SCENARIOS))}")
+    if not isinstance(cls.spec_status, str) or not cls.spec_status.strip():
+        raise ConfigError(f"{where}: spec_status must say how the code relates to its source (e.g. \"confirmed\", "
+                          f"\"reconstructed\", \"own method\")")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def resolve_method(name: str) -> str:
+    """The registry name ``name`` stands for: a registered name as it is; ``pkg.module:Class`` — an
+    :class:`Unlearner` subclass of your own, named as ``--arch`` names a factory — imported,
+    registered (:func:`register_method`) and its ``name``. Anything else is left to :func:`get_method`."""
+    from unlearn_audit.plugins import import_class, is_plugin_spec
+
+    if name in REGISTRY or not is_plugin_spec(name) or name.partition(":")[2] in REGISTRY:
+        return name  # the last: a wrapper of a registered method (METHOD_WRAPPER:METHOD), not a module
+    return register_method(import_class(name, Unlearner, "method")).name
+
+
 __all__ = [
     "DataAccess", "Param", "REGISTRY", "TensorSet", "Unlearner", "UnlearningTask", "get_method",
-    "method_names", "optim_params",
+    "method_names", "optim_params", "register_method", "resolve_method",
 ]
