@@ -72,32 +72,47 @@ def test_attacks_page_has_every_attack_and_parameter():
             assert f"| `{key}` |" in section, f"{name}: parameter {key} missing"
 
 
-def test_parameter_rows_show_default_type_and_allowed_values():
-    from unlearn_audit.methods.base import Param
+def test_page_rows_render_the_declarations():
     from unlearn_audit.report.registry_docs import methods_markdown
 
-    class Probe:
+    def param(name, default, kind, allowed, help):
+        return {"name": name, "default": default, "type": kind, "allowed": allowed, "help": help}
+
+    class Declared:
+        """Moves the
+        model.
+
+        Second paragraph not shown.
+        """
+
         __module__ = "example.module"
-        params = {
-            "lr": Param(0.1, "learning rate", float, low=0.0, open_low=True),
-            "momentum": Param(0.9, "SGD momentum", float, low=0.0, high=0.999),
-            "optimizer": Param("sgd", "optimiser", str, choices=("sgd", "adam")),
-            "epochs": Param(None, "epochs | passes", int, low=1, allow_none=True),
-            "use_retain": Param(True, "read the retain set", bool),
-        }
 
         @classmethod
         def describe(cls):
-            return {"name": "probe_method", "title": "Probe", "data_access": "forget-only",
-                    "scenarios": ["random"], "spec": "reconstructed", "citation": "Someone, 2024"}
+            return {"name": "declared", "title": "A | B", "data_access": "forget-only",
+                    "scenarios": ["random"], "spec": "reconstructed", "citation": "Someone, 2024",
+                    "params": [param("lr", 0.1, "float", "a number > 0.0", "learning rate"),
+                               param("optimizer", "sgd", "str", "one of sgd, adam", "optimiser"),
+                               param("epochs", None, "int", "an integer >= 1 or none", "epochs | passes"),
+                               param("use_retain", True, "bool", "true or false", "read the\n  retain set")]}
 
-    page = methods_markdown([Probe])
-    assert "| `lr` | 0.1 | float | > 0 | learning rate |" in page
-    assert "| `momentum` | 0.9 | float | 0 ≤ x ≤ 0.999 | SGD momentum |" in page
-    assert "| `optimizer` | `sgd` | str | one of `sgd`, `adam` | optimiser |" in page
-    assert "| `epochs` | none | int | ≥ 1, or none | epochs \\| passes |" in page  # pipes escaped
-    assert "| `use_retain` | true | bool | any | read the retain set |" in page
-    assert "- module: `example.module`" in page
+    class Bare(Declared):
+        @classmethod
+        def describe(cls):
+            return {**super().describe(), "name": "bare", "params": []}
+
+    page = methods_markdown([Declared, Bare])
+    assert "| [`declared`](#declared) | A \\| B | forget-only | random | reconstructed |" in page
+    section = _section(page, "declared")
+    assert "\nMoves the model.\n" in section and "Second paragraph" not in section
+    assert "| `lr` | 0.1 | float | a number > 0.0 | learning rate |" in section
+    assert "| `optimizer` | `sgd` | str | one of sgd, adam | optimiser |" in section
+    assert "| `epochs` | none | int | an integer >= 1 or none | epochs \\| passes |" in section
+    assert "| `use_retain` | true | bool | true or false | read the retain set |" in section
+    assert "- module: `example.module`" in section
+    bare = _section(page, "bare")
+    assert "No parameters." in bare and "Moves the model." not in bare  # docstrings are not inherited
+    assert page.startswith("# Methods\n") and "2 unlearning methods are registered" in page
 
 
 def test_listing_formats():
@@ -145,18 +160,26 @@ def test_readme_demo_excerpt_is_copied_from_the_recorded_table():
     assert [row for row in excerpt if row not in recorded] == []
 
 
-def readme_commands(text: str) -> list[list[str]]:
-    """Every ``unlearn-audit …`` command the README shows: lines of its code blocks (continuation
-    lines joined, comments dropped) and inline code spans."""
-    found = []
-    for block in FENCE.findall(text):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words and words[0] == "unlearn-audit":
-                found.append(words[1:])
-    prose = FENCE.sub("", text)
-    found += [shlex.split(span)[1:] for span in re.findall(r"`(unlearn-audit [^`]+)`", prose)]
-    return found
+SHELL_OPERATORS = {">", ">>", "2>", "|", "||", "&&", ";", "<"}
+
+
+def _command(line: str) -> list[str] | None:
+    """The arguments of an ``unlearn-audit`` (or ``.venv/bin/unlearn-audit``) command line, up to a
+    comment or a shell operator; None for any other line."""
+    words = shlex.split(line, comments=True)
+    if not words or Path(words[0]).name != "unlearn-audit":
+        return None
+    ends = [i for i, word in enumerate(words) if word in SHELL_OPERATORS]
+    return words[1:ends[0] if ends else None]
+
+
+def shown_commands(text: str, *, inline: bool = True) -> list[list[str]]:
+    """Every ``unlearn-audit …`` command a page shows: lines of its code blocks (continuation lines
+    joined) and, with ``inline``, code spans in its prose."""
+    lines = [line for block in FENCE.findall(text) for line in block.replace("\\\n", " ").splitlines()]
+    if inline:
+        lines += re.findall(r"`((?:\S*/)?unlearn-audit [^`]+)`", FENCE.sub("", text))
+    return [words for words in map(_command, lines) if words is not None]
 
 
 def parse_command(argv: list[str]) -> click.Context:
@@ -174,14 +197,24 @@ def parse_command(argv: list[str]) -> click.Context:
     return command.make_context(" ".join(path), args)
 
 
-def test_readme_commands_parse():
-    commands = readme_commands(_readme())
-    assert len(commands) >= 5, commands
+def _assert_parse(commands: list[list[str]], where: str) -> None:
     for argv in commands:
         try:
             parse_command(argv)
         except click.ClickException as err:
-            pytest.fail(f"README command `unlearn-audit {shlex.join(argv)}` does not parse: {err.format_message()}")
+            pytest.fail(f"{where}: `unlearn-audit {shlex.join(argv)}` does not parse: {err.format_message()}")
+
+
+def test_readme_commands_parse():
+    commands = shown_commands(_readme())
+    assert len(commands) >= 5, commands
+    _assert_parse(commands, "README.md")
+
+
+def test_docs_code_block_commands_parse():
+    """Code blocks under docs/ show runnable commands (prose there may show placeholders)."""
+    for page in sorted(DOCS.rglob("*.md")):
+        _assert_parse(shown_commands(page.read_text(encoding="utf-8"), inline=False), str(page.relative_to(ROOT)))
 
 
 @pytest.mark.parametrize("argv, error", [
@@ -197,11 +230,13 @@ def test_parse_command_catches_what_a_rename_breaks(argv, error):
         parse_command(argv)
 
 
-def test_readme_command_extraction():
+def test_command_extraction():
     text = ("intro `unlearn-audit methods --format json` and `make demo`\n\n```bash\n"
-            "unlearn-audit verify --model m.pt \\\n    --json v.json   # the gate\necho $?\n```\n")
-    assert readme_commands(text) == [["verify", "--model", "m.pt", "--json", "v.json"],
-                                     ["methods", "--format", "json"]]
+            "unlearn-audit verify --model m.pt \\\n    --json v.json   # the gate\necho $?\n"
+            ".venv/bin/unlearn-audit attacks --format markdown > docs/attacks.md\n```\n")
+    assert shown_commands(text) == [["verify", "--model", "m.pt", "--json", "v.json"],
+                                    ["attacks", "--format", "markdown"], ["methods", "--format", "json"]]
+    assert shown_commands(text, inline=False) == shown_commands(text)[:2]
 
 
 # ---------------------------------------------------------------- links

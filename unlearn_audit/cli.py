@@ -546,13 +546,13 @@ def methods(output_format, as_json):
     """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
     from unlearn_audit.methods import REGISTRY
 
-    output_format = _listing_format(output_format, as_json)
+    output_format, listing = _listing_format(output_format, as_json), [cls.describe() for cls in REGISTRY.values()]
     if output_format == "markdown":
         from unlearn_audit.report.registry_docs import methods_markdown
 
-        click.echo(methods_markdown(REGISTRY.values()), nl=False)
+        click.echo(methods_markdown(listing), nl=False)
         return
-    _emit([cls.describe() for cls in REGISTRY.values()], output_format == "json",
+    _emit(listing, output_format == "json",
           ["Method", "Data access", "Scenarios", "Spec", "Defaults", "Citation"],
           lambda i: [i["name"], i["data_access"], ", ".join(i["scenarios"]), i["spec"],
                      ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]],
@@ -566,13 +566,13 @@ def attacks(output_format, as_json):
     """List membership-inference attacks with their threat model and citation."""
     from unlearn_audit.attacks import REGISTRY
 
-    output_format = _listing_format(output_format, as_json)
+    output_format, listing = _listing_format(output_format, as_json), [cls.describe() for cls in REGISTRY.values()]
     if output_format == "markdown":
         from unlearn_audit.report.registry_docs import attacks_markdown
 
-        click.echo(attacks_markdown(REGISTRY.values()), nl=False)
+        click.echo(attacks_markdown(listing), nl=False)
         return
-    _emit([cls.describe() for cls in REGISTRY.values()], output_format == "json",
+    _emit(listing, output_format == "json",
           ["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
           lambda i: [i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]],
           maxcolwidths=[None, 25, 45, None, 45])
