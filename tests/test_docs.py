@@ -50,7 +50,7 @@ def test_methods_page_has_every_method_and_parameter():
     from unlearn_audit.methods import REGISTRY
     from unlearn_audit.report.registry_docs import methods_markdown
 
-    page = methods_markdown(REGISTRY.values())
+    page = methods_markdown([cls.describe() for cls in REGISTRY.values()])
     for name, cls in REGISTRY.items():
         section = _section(page, name)
         assert f"- data access: {cls.data_access.value}" in section
@@ -64,7 +64,7 @@ def test_attacks_page_has_every_attack_and_parameter():
     from unlearn_audit.attacks import REGISTRY
     from unlearn_audit.report.registry_docs import attacks_markdown
 
-    page = attacks_markdown(REGISTRY.values())
+    page = attacks_markdown([cls.describe() for cls in REGISTRY.values()])
     for name, cls in REGISTRY.items():
         section = _section(page, name)
         assert f"- fewest reference models: {cls.min_references}" in section
@@ -78,42 +78,28 @@ def test_page_rows_render_the_declarations():
     def param(name, default, kind, allowed, help):
         return {"name": name, "default": default, "type": kind, "allowed": allowed, "help": help}
 
-    class Declared:
-        """Moves the
-        model.
+    declared = {"name": "declared", "title": "A | B", "data_access": "forget-only", "scenarios": ["random"],
+                "spec": "reconstructed", "citation": "Someone, 2024",
+                "params": [param("lr", 0.1, "float", "a number > 0.0", "learning rate"),
+                           param("optimizer", "sgd", "str", "one of sgd, adam", "optimiser"),
+                           param("epochs", None, "int", "an integer >= 1 or none", "epochs | passes"),
+                           param("use_retain", True, "bool", "true or false", "read the\n  retain set")]}
+    bare = {**declared, "name": "bare", "params": []}
+    listed = {**declared, "name": "expand:METHOD", "defaults": {"threshold": None}}
+    del listed["params"]
 
-        Second paragraph not shown.
-        """
-
-        __module__ = "example.module"
-
-        @classmethod
-        def describe(cls):
-            return {"name": "declared", "title": "A | B", "data_access": "forget-only",
-                    "scenarios": ["random"], "spec": "reconstructed", "citation": "Someone, 2024",
-                    "params": [param("lr", 0.1, "float", "a number > 0.0", "learning rate"),
-                               param("optimizer", "sgd", "str", "one of sgd, adam", "optimiser"),
-                               param("epochs", None, "int", "an integer >= 1 or none", "epochs | passes"),
-                               param("use_retain", True, "bool", "true or false", "read the\n  retain set")]}
-
-    class Bare(Declared):
-        @classmethod
-        def describe(cls):
-            return {**super().describe(), "name": "bare", "params": []}
-
-    page = methods_markdown([Declared, Bare])
+    page = methods_markdown([declared, bare, listed])
+    assert page.startswith("# Methods\n") and "3 unlearning methods are registered" in page
     assert "| [`declared`](#declared) | A \\| B | forget-only | random | reconstructed |" in page
     section = _section(page, "declared")
-    assert "\nMoves the model.\n" in section and "Second paragraph" not in section
+    assert "- spec: reconstructed\n- citation: Someone, 2024\n" in section
     assert "| `lr` | 0.1 | float | a number > 0.0 | learning rate |" in section
     assert "| `optimizer` | `sgd` | str | one of sgd, adam | optimiser |" in section
     assert "| `epochs` | none | int | an integer >= 1 or none | epochs \\| passes |" in section
     assert "| `use_retain` | true | bool | true or false | read the retain set |" in section
-    assert "- module: `example.module`" in section
-    bare = _section(page, "bare")
-    assert "No parameters." in bare and "Moves the model." not in bare  # docstrings are not inherited
-    assert page.startswith("# Methods\n") and "2 unlearning methods are registered" in page
-
+    assert "No parameters." in _section(page, "bare")
+    assert "[`expand:METHOD`](#expandmethod)" in page  # GitHub drops the colon from the anchor
+    assert "| `threshold` | none | — | — | — |" in _section(page, "expand:METHOD")
 
 def test_listing_formats():
     runner = CliRunner()
