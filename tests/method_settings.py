@@ -88,8 +88,8 @@ class MethodSettings:
 
 
 def refuses(match: str | None = None, **overrides) -> tuple[dict, str]:
-    """A bad setting and what its ``ConfigError`` must say (default: the parameter's name)."""
-    return overrides, match or next(iter(overrides))
+    """A bad setting and what its ``ConfigError`` must say (default: the parameter's name, quoted)."""
+    return overrides, match or f"'{next(iter(overrides))}'"
 
 
 # -- budgets ---------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ METHOD_SETTINGS: dict[str, MethodSettings] = {
         steps=lambda m, task, model: m.hp["epochs"] * batches(nr(task), m.hp["batch_size"]),
         accuracy_bound=0.10,
         published={"lr": 0.01, "epochs": 10, "alpha": 5e-4, "no_l1_epochs": 0},  # Unlearn-Sparse, ReGUn γ, 2.7
-        bad_values=(refuses(no_l1_epochs=10),),
+        bad_values=(refuses(r"no_l1_epochs \(10\) must be smaller than epochs", no_l1_epochs=10),),
     ),
     "salun": MethodSettings(
         runs=(Run("class", forgets=CLASS_FORGETS), Run("random")),
@@ -243,6 +243,9 @@ METHOD_SETTINGS: dict[str, MethodSettings] = {
         bad_values=(refuses(mask_ratio=0.0),),
     ),
     "salun_soft": MethodSettings(
+        # Seeds 0 / 1 / 2 (defaults): class 3's forget accuracy falls by 99.1 / 95.1 / 85.8 points with
+        # test accuracy down 9.7 / 8.4 / 8.1 (the class's share of the test set); random forgetting
+        # moves test accuracy by 0.0 / −3.1 / +1.4 points.
         runs=(Run("class", forgets=Forgets(by=0.5)), Run("random")),
         steps=lambda m, task, model: m.hp["epochs"] * batches(nf(task) + nr(task), m.hp["batch_size"]),
         accuracy_bound=0.15,

@@ -1,19 +1,20 @@
 """SCAR (Bonato et al., ECCV 2024, as ported in IMU): covariance shrinkage, Mahalanobis distances,
-the nearest-other-class targets, and forgetting on digits."""
+the nearest-other-class targets, and what the distillation keeps. Its runs on digits (row ``scar``
+of ``tests/method_settings.py``), defaults and refusals are the registry-wide contracts."""
 
 from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from unlearn_audit.methods import REGISTRY, get_method
 from unlearn_audit.methods.scar import (
     class_statistics, mahalanobis, nearest_other_class, shrink_covariance,
 )
 from unlearn_audit.training import accuracy
+
+from tests.method_settings import METHOD_SETTINGS
 
 
 def test_shrinkage_adds_the_mean_variance_and_the_mean_off_diagonal_covariance():
@@ -50,45 +51,18 @@ def test_class_statistics_exclude_nothing_they_are_not_told_to(digits):
     assert torch.isfinite(inverses).all()
 
 
-def test_class_wise_scar_forgets_the_class_and_distillation_keeps_the_rest(class_scenario):
-    task, test, model = class_scenario["task"], class_scenario["test"], class_scenario["model"]
+def test_class_wise_distillation_keeps_the_other_classes(method_run):
+    """The contract's class run (three epochs, λ₁ = 10) forgets the class; the distillation on
+    surrogate data keeps the other classes — without it the forget loss alone wrecks them."""
+    run = method_run("scar", "class")
+    task, test = run.task, run.test
     others = test.y != task.forget_class
-    steps = []
-    handle = register_optimizer_step_post_hook(lambda *_: steps.append(1))
-    try:
-        out = get_method("scar", epochs=3, forget_weight=10.0).unlearn(model, task)
-    finally:
-        handle.remove()
-    assert len(steps) == 3 * math.ceil(len(task.forget) / 1024) * 6
-    before = accuracy(model, test.x[others], test.y[others], task.accel)
-    assert accuracy(out, task.forget.x, task.forget.y, task.accel) < 0.2
-    assert accuracy(out, test.x[others], test.y[others], task.accel) >= before - 0.05
-    # without the distillation on surrogate data the forget loss alone wrecks the other classes
-    alone = get_method("scar", epochs=3, forget_weight=10.0, retain_weight=0.0).unlearn(model, task)
+    before = accuracy(run.original, test.x[others], test.y[others], task.accel)
+    assert accuracy(run.model, test.x[others], test.y[others], task.accel) >= before - 0.05
+    without_distillation = {**METHOD_SETTINGS["scar"].run("class").overrides, "retain_weight": 0.0}
+    alone = get_method("scar", **without_distillation).unlearn(run.original, task)
     assert accuracy(alone, test.x[others], test.y[others], task.accel) < before - 0.3
 
 
-def test_random_scar_stays_within_the_test_accuracy_bound(random_scenario):
-    # five epochs, as the README quotes: at the published one-epoch budget SCAR over-forgets digits and
-    # the test accuracy drop scatters around the bound (15.0 / 17.2 / 11.1 points for seeds 0 / 1 / 2)
-    task, test, model = random_scenario["task"], random_scenario["test"], random_scenario["model"]
-    out = get_method("scar", epochs=5).unlearn(model, task)
-    before = accuracy(model, test.x, test.y, task.accel)
-    assert accuracy(out, test.x, test.y, task.accel) >= before - REGISTRY["scar"].test_accuracy_bound
-    assert accuracy(out, task.forget.x, task.forget.y, task.accel) < 1.0
-
-
-def test_published_defaults():
-    hp = get_method("scar").hp
-    assert (hp["optimizer"], hp["lr"], hp["weight_decay"], hp["batch_size"], hp["epochs"]) == ("adam", 0.01, 0.0, 1024, 1)
-    assert (hp["forget_weight"], hp["retain_weight"], hp["temperature"], hp["delta"]) == (1.0, 5.0, 1.0, 0.5)
-    assert (hp["gamma1"], hp["gamma2"], hp["surrogate_steps"]) == (3.0, 3.0, 6)
+def test_spec_status():
     assert REGISTRY["scar"].spec_status == "partly reconstructed"
-
-
-@pytest.mark.parametrize("bad, message", [({"delta": 0}, "must be > 0.0"), ({"surrogate_steps": 0}, "must be >= 1")])
-def test_bad_parameters(bad, message):
-    from unlearn_audit.errors import ConfigError
-
-    with pytest.raises(ConfigError, match=message):
-        get_method("scar", **bad)

@@ -1,9 +1,10 @@
 """SCRUB+R: the rewind picks SCRUB's own epoch checkpoint whose forget error is closest to the
-class-matched held-out error of the final model (Kurmanji et al. 2023, reconstructed)."""
+class-matched held-out error of the final model (Kurmanji et al. 2023, reconstructed). Its runs on
+digits (SCRUB's, row ``scrub_r`` of ``tests/method_settings.py``) and refusals are the registry-wide
+contracts."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -38,15 +39,20 @@ def test_class_matched_error_weights_classes_by_their_share_of_the_forget_set(ac
         class_matched_error(model, heldout, torch.tensor([5, 5]), accel)
 
 
-def test_scrub_r_rewinds_an_over_forgetting_run_to_the_heldout_error(random_scenario):
+@pytest.fixture(scope="module")
+def over_forgetting(random_scenario):
+    method = get_method("scrub_r", **OVER_FORGETTING)
+    return method, method.unlearn(random_scenario["model"], random_scenario["task"])
+
+
+def test_scrub_r_rewinds_an_over_forgetting_run_to_the_heldout_error(random_scenario, over_forgetting):
     model, task = random_scenario["model"], random_scenario["task"]
 
     def forget_error(m):
         return 1.0 - accuracy(m, task.forget.x, task.forget.y, task.accel)
 
     scrub = get_method("scrub", **OVER_FORGETTING).unlearn(model, task)
-    method = get_method("scrub_r", **OVER_FORGETTING)
-    rewound = method.unlearn(model, task)
+    method, rewound = over_forgetting
     info = method.rewind_
     reference, errors = info["reference_error"], info["forget_errors"]
     print(f"reference {reference:.3f}, forget error per epoch {[round(e, 3) for e in errors]}, "
@@ -64,17 +70,8 @@ def test_scrub_r_rewinds_an_over_forgetting_run_to_the_heldout_error(random_scen
     assert info["epoch"] < OVER_FORGETTING["epochs"]
 
 
-def test_scrub_r_needs_heldout_data(random_scenario):
-    task = dataclasses.replace(random_scenario["task"], heldout=None)
-    with pytest.raises(ConfigError, match="needs held-out data"):
-        get_method("scrub_r").unlearn(random_scenario["model"], task)
-
-
-def test_the_rewind_is_recorded_with_the_result(random_scenario, tmp_path):
-    from unlearn_audit.methods import REGISTRY
-
-    assert REGISTRY["scrub"]().details() == {}
-    method = get_method("scrub_r", **OVER_FORGETTING)
-    method.unlearn(random_scenario["model"], random_scenario["task"])
+def test_the_rewind_is_recorded_with_the_result(over_forgetting):
+    assert get_method("scrub").details() == {}
+    method, _ = over_forgetting
     details = method.details()
     assert details["rewound_to_epoch"] == method.rewind_["epoch"] and details["of_epochs"] == 8

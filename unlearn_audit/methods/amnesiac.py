@@ -24,7 +24,6 @@ class Amnesiac(Unlearner):
     citation = "Graves et al., Amnesiac Machine Learning, AAAI 2021 (SSD-repo variant)"
     data_access = DataAccess.FORGET_RETAIN
     params = optim_params(lr=1e-4, epochs=3, optimizer="adam", weight_decay=0.0, batch_size=128)
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         wrong = random_labels(task.forget.y, task.num_classes, self.generator(task, 2), exclude_true=True)

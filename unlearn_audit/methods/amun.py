@@ -67,7 +67,6 @@ class AMUN(Unlearner):
         "use_retain": Param(True, "train on D_r too", bool),
         "use_forget": Param(True, "train on D_f (true labels) too", bool),
     }
-    test_accuracy_bound = 0.10
 
     def reads_retain(self) -> bool:
         return self.hp["use_retain"]

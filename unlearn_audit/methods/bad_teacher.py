@@ -40,7 +40,6 @@ class BadTeacher(Unlearner):
         "retain_fraction": Param(0.3, "fraction of D_r distilled from the competent teacher", float,
                                  low=0.0, open_low=True, high=1.0),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         good = frozen_copy(model)

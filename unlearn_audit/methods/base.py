@@ -122,7 +122,6 @@ class Unlearner(ABC):
     scenarios: ClassVar[frozenset[str]] = SCENARIOS
     spec_status: ClassVar[str] = "confirmed"  # or "reconstructed" / "partly reconstructed"
     params: ClassVar[dict[str, Param]] = {}
-    test_accuracy_bound: ClassVar[float] = 0.15  # max drop in test accuracy the tests allow (digits)
 
     def __init__(self, **overrides):
         unknown = sorted(set(overrides) - set(self.params))

@@ -36,7 +36,6 @@ class BoundaryExpanding(Unlearner):
     data_access = DataAccess.FORGET_ONLY
     spec_status = "partly reconstructed"
     params = optim_params(lr=1e-5, epochs=10, batch_size=128, weight_decay=0.0)
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         head_name, head = classifier_head(model)

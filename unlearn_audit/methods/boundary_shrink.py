@@ -62,7 +62,6 @@ class BoundaryShrink(Unlearner):
                              "per channel as max - min of the forget inputs", float, low=0.0, open_low=True,
                              allow_none=True),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         nearest = fgsm_nearest_labels(frozen_copy(model), task.forget.x, task.forget.y, task.accel,

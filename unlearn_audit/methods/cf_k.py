@@ -36,7 +36,6 @@ class CFk(Unlearner):
         "k": Param(1, "number of final weight layers (Linear/Conv) to train", int, low=1),
         "include_head": Param(True, "count and train the classifier head (SCRUB's code keeps it frozen)", bool),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         layers = [m for _, m in last_layers(model, self.hp["k"], self.hp["include_head"])]

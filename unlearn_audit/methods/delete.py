@@ -36,7 +36,6 @@ class Delete(Unlearner):
         **optim_params(lr=1e-4, epochs=20, batch_size=128),
         "freeze_bn": Param(False, "keep normalisation-layer statistics fixed during unlearning", bool),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         logits = cached_logits(model, task.forget.x, task.accel)

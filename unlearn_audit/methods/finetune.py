@@ -24,7 +24,6 @@ class Finetune(Unlearner):
               "label_smoothing": Param(0.0, "label smoothing of the retain loss (0: plain cross-entropy; the "
                                             "evasion suite's confidence-lowering fine-tune sets it)",
                                        float, low=0.0, high=0.99)}
-    test_accuracy_bound = 0.10
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         retain = self.stream(task.retain, task)

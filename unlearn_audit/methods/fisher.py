@@ -42,7 +42,6 @@ class Fisher(Unlearner):
                        low=0.0, open_low=True),
         "batch_size": Param(32, "mini-batch size of the Fisher estimate", int, low=1),
     }
-    test_accuracy_bound = 0.25
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         k, alpha = task.num_classes, self.hp["alpha"]

@@ -81,7 +81,6 @@ class IMU(Unlearner):
                                "argparser 0.1, README also uses 0.5)", float, low=0.0, high=1.0, open_low=True),
         "clip_quantile": Param(0.93, "weights are clipped at this quantile", float, low=0.0, high=1.0),
     }
-    test_accuracy_bound = 0.25
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         _, head = classifier_head(model)

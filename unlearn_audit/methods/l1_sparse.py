@@ -32,7 +32,6 @@ class L1Sparse(Unlearner):
         "alpha": Param(5e-4, "initial ℓ1 coefficient γ, decayed linearly to 0", float, low=0.0),
         "no_l1_epochs": Param(0, "final epochs without the ℓ1 penalty", int, low=0),
     }
-    test_accuracy_bound = 0.10
 
     def _check_params(self) -> None:
         if self.hp["no_l1_epochs"] >= self.hp["epochs"]:

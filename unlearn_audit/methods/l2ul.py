@@ -212,7 +212,6 @@ class L2UL(Unlearner):
                                  float, low=0.0, open_low=True, allow_none=True),
         "freeze_bn": Param(False, "keep normalisation-layer statistics fixed during unlearning", bool),
     }
-    test_accuracy_bound = 0.20
 
     def __init__(self, **overrides):
         super().__init__(**overrides)

@@ -83,7 +83,6 @@ class LUR(Unlearner):
         "prune_last": Param(None, "only the last k Linear / conv layers may be re-initialised (none: all)",
                             int, low=1, allow_none=True),
     }
-    test_accuracy_bound = 0.15
 
     def __init__(self, **overrides):
         super().__init__(**overrides)

@@ -77,7 +77,6 @@ class MeGUStyle(UNSIR):
         "perturb": Param("sample_specific", "how perturbing labels are chosen", str,
                          choices=("sample_specific", "argmax", "sample")),
     }
-    test_accuracy_bound = 0.15
 
     def _impair_data(self, model: nn.Module, task: UnlearningTask,
                      retain_sub: TensorSet) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,6 @@ class NegGrad(Unlearner):
         "stop_accuracy": Param(None, "stop once forget-batch accuracy is at or below this", float,
                                low=0.0, high=1.0, allow_none=True),
     }
-    test_accuracy_bound = 0.40
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         forget = self.stream(task.forget, task)

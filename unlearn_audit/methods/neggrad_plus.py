@@ -39,7 +39,6 @@ class NegGradPlus(Unlearner):
         "max_forget_loss": Param(None, "stop once the (smoothed) forget CE reaches this (default: ln K)", float,
                                  low=0.0, open_low=True, allow_none=True),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         retain = self.stream(task.retain, task, stream=0)

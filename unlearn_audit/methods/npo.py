@@ -44,7 +44,6 @@ class NPO(Unlearner):
         **optim_params(lr=0.01, epochs=10, batch_size=256),
         "beta": Param(0.1, "inverse temperature β of the NPO loss", float, low=0.0, open_low=True),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         ref = F.log_softmax(cached_logits(model, task.forget.x, task.accel), dim=1)

@@ -23,7 +23,6 @@ class RandomLabel(Unlearner):
     citation = "Golatkar et al., CVPR 2020; RL baseline of Fan et al., SalUn, ICLR 2024 (OPTML unlearn/RL.py)"
     data_access = DataAccess.FORGET_RETAIN
     params = optim_params(lr=0.01, epochs=10, batch_size=256)
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         step_loss, n_steps = alternating_relabel_loss(

@@ -68,7 +68,6 @@ class ReGUn(Unlearner):
         "reference": Param("frozen", "held-out logits from the frozen initial model or the live one", str,
                            choices=("frozen", "live")),
     }
-    test_accuracy_bound = 0.15
 
     def reads_retain(self) -> bool:
         # λ_r = 0 turns ReGUn into a forget + held-out method.

@@ -25,7 +25,6 @@ class Retrain(Unlearner):
     params = {
         "epochs": Param(None, "training epochs (default: the original recipe's)", int, low=1, allow_none=True),
     }
-    test_accuracy_bound = 0.10
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         if task.recipe is None:

@@ -127,7 +127,6 @@ class RUM(Unlearner):
         "proxy_patience": Param(4, "stop it after this many epochs without a lower training loss", int, low=1),
         "proxy_batch_size": Param(256, "mini-batch size of that fine-tuning", int, low=1),
     }
-    test_accuracy_bound = 0.15
 
     def __init__(self, **overrides):
         self._explicit = frozenset(overrides)

@@ -35,7 +35,6 @@ class SalUn(Unlearner):
         "mask_ratio": Param(0.5, "fraction of weights (global top-r by |grad of -CE on D_f|) that may change",
                             float, low=0.0, open_low=True, high=1.0),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         masks = saliency_mask(model, task.forget.x, task.forget.y, self.hp["mask_ratio"],

@@ -93,7 +93,6 @@ class SalUnSoft(SalUn):
                                  "decaying linearly over the epochs (default reconstructed)",
                             float, low=0.0, open_low=True, high=1.0),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp, forget, retain = self.hp, task.forget, task.retain

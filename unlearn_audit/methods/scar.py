@@ -107,7 +107,6 @@ class SCAR(Unlearner):
         "gamma2": Param(3.0, "covariance shrinkage towards the mean covariance", float, low=0.0),
         "surrogate_steps": Param(6, "optimiser steps (one surrogate batch each) per forget batch", int, low=1),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp

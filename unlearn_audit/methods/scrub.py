@@ -42,7 +42,6 @@ class SCRUB(Unlearner):
         "alpha": Param(0.001, "weight of the retain distillation in min-steps", float, low=0.0),
         "forget_batch_size": Param(32, "mini-batch size of the max-steps on D_f", int, low=1),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         plan, step_loss, _ = self._steps(model, task)

@@ -55,7 +55,6 @@ class SFRon(Unlearner):
         "mask_threshold": Param(1.0, "saliency threshold γ on F_f / F_r", float, low=0.0),
         "forget_clip": Param(7.0, "gradient-norm clip of forget steps", float, low=0.0, open_low=True),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp

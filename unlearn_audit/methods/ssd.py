@@ -48,7 +48,6 @@ class SSD(Unlearner):
         "lam": Param(1.0, "dampening constant λ: β = min(λ·I_D / I_Df, 1)", float, low=0.0, open_low=True),
         "batch_size": Param(64, "mini-batch size of the importance estimates", int, low=1),
     }
-    test_accuracy_bound = 0.15
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         bs = self.hp["batch_size"]

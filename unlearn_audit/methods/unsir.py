@@ -53,7 +53,6 @@ class UNSIR(Unlearner):
         "repair_epochs": Param(1.0, "repair passes over the retain subset", float, low=0.0, open_low=True),
         "repair_batch": Param(128, "repair mini-batch size", int, low=1),
     }
-    test_accuracy_bound = 0.15
 
     def check_task(self, task: UnlearningTask) -> None:
         super().check_task(task)

@@ -47,7 +47,6 @@ class WoodFisherIU(Unlearner):
         "batch_size": Param(256, "mini-batch size of the mean gradients", int, low=1),
         "chunk_size": Param(64, "examples per vmap chunk of the per-sample gradients (memory)", int, low=1),
     }
-    test_accuracy_bound = 0.25
 
     def _unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         hp = self.hp
