@@ -149,7 +149,7 @@ def test_indices_overlapping_test(run, tmp_path):
     (["--arch", "nosuchpkg.mod:factory"], "cannot import"),
     (["--device", "tpu"], "invalid device"),
     (["--epochs", "0"], "train.epochs"),
-    (["--seed", "-1"], "seeds are non-negative"),
+    (["--seed", "-1"], "run.seed: must be >= 0"),
     (["--forget", "memorization:high"], "missing its FRACTION"),
     (["--forget", "indices:."], "is a directory"),
 ])

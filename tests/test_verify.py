@@ -266,7 +266,7 @@ def test_too_few_references_is_bad_input(workdir):
     result = _verify(workdir, "original.pt", "--references", "many")
     assert result.exit_code == 2 and "'auto' or a number" in result.stderr
     result = _verify(workdir, "original.pt", "--gamma", "1")
-    assert result.exit_code == 2 and "verify.gamma must be in (0, 1)" in result.stderr
+    assert result.exit_code == 2 and "verify.gamma: must be in (0, 1)" in result.stderr
 
 
 def test_checkpoint_of_another_scenario_is_bad_input(workdir):

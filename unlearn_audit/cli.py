@@ -563,7 +563,7 @@ def methods(output_format, as_json):
 @_listing_format_options
 @_handle_errors
 def attacks(output_format, as_json):
-    """List membership-inference attacks with their threat model and citation."""
+    """List membership-inference attacks with their threat model, parameter defaults and citation."""
     from unlearn_audit.attacks import REGISTRY
 
     output_format, listing = _listing_format(output_format, as_json), [cls.describe() for cls in REGISTRY.values()]
@@ -573,9 +573,10 @@ def attacks(output_format, as_json):
         click.echo(attacks_markdown(listing), nl=False)
         return
     _emit(listing, output_format == "json",
-          ["Attack", "Title", "Attacker needs", "Min refs", "Citation"],
-          lambda i: [i["name"], i["title"], i["threat_model"], i["min_references"], i["citation"]],
-          maxcolwidths=[None, 25, 45, None, 45])
+          ["Attack", "Title", "Attacker needs", "Min refs", "Defaults", "Citation"],
+          lambda i: [i["name"], i["title"], i["threat_model"], i["min_references"],
+                     ", ".join(f"{k}={v}" for k, v in i["defaults"].items()), i["citation"]],
+          maxcolwidths=[None, 25, 40, None, 22, 40])
 
 
 if __name__ == "__main__":  # pragma: no cover

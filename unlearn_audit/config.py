@@ -5,21 +5,23 @@ Sections and keys (every key optional; see ``examples/digits.toml``)::
     [data]     dataset, data_root, download, forget, similar, split, memorization_models, test_fraction,
                heldout_fraction, split_seed
     [train]    arch, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule,
-               warmup_epochs, label_smoothing, augment, crop_padding
+               warmup_epochs, label_smoothing, augment, crop_padding, trainer, trainer_version
     [run]      device, store, seed, amp, channels_last, backend, workers
     [bench]    methods (default: all), references, out, oracle
     [verify]   references, originals, max_references, alpha, gamma, min_power, utility_tolerance, source,
                oracle
     [methods.NAME]  hyperparameters of method NAME (see ``unlearn-audit methods``)
 
-Unknown sections or keys and values of the wrong type are errors naming the key. CLI flags override
+Every key is declared once, with its type, default, range or choices and meaning
+(:func:`unlearn_audit.params.setting`); the declaration converts and checks the value, so a section
+built in Python is checked like one read from a file. Unknown sections or keys and bad values are
+errors naming the key. CLI flags override
 keys of the same meaning. With neither a file nor ``--dataset`` the embedded digits scenario is used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 
 from unlearn_audit._io import file_problem
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import check_keys, coerce_fields, declared, setting, validate
 from unlearn_audit.training.recipe import Recipe
 
 if sys.version_info >= (3, 11):
@@ -35,93 +38,97 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_METHODS = ("all",)
+AUTO = "auto"
+#: Retrained-bank sizes of ``references = "auto"``: half fit, half calibrate; the originals are half as many.
+AUTO_REFERENCES = (16, 32, 64, 128, 256)
+#: Where the verdict's references come from, and which models stand for "retrained without F".
+ORACLES = ("standard", "influence")
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
-    forget: str = "random:0.1"
-    similar: str = "none"  # planted copies of the forget set: none, duplicates:K, augmented:K
-    split: str | None = None  # a split file (train / test / forget / heldout indices) instead of drawing one
-    memorization_models: int = 16  # shadow models that score the pool for memorization:… forget specs
-    test_fraction: float = 0.2
-    heldout_fraction: float = 0.2
-    split_seed: int = 0
+    dataset: str = setting("digits", "digits, mnist, fashion-mnist, cifar10, cifar100, cifar20, svhn, npz:PATH, "
+                                     "folder:PATH or your own pkg.module:factory", str)
+    data_root: str | None = setting(None, "where torchvision datasets are (or are downloaded to)", str,
+                                    allow_none=True)
+    download: bool = setting(False, "allow downloading a torchvision dataset that is not under data_root", bool)
+    forget: str = setting("random:0.1", "forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
+                                        "indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION "
+                                        "or confusion:A,B:FRACTION", str)
+    similar: str = setting("none", "planted copies of the forget set: none, duplicates:K or augmented:K", str)
+    split: str | None = setting(None, "a split file (train / test / forget / heldout indices) instead of drawing "
+                                      "one", str, allow_none=True)
+    memorization_models: int = setting(16, "shadow models that score the pool for memorization:… forget specs "
+                                           "(even: every example is IN for half of them)", int, low=2)
+    test_fraction: float = setting(0.2, "fraction of the data held out as the test set (datasets without an "
+                                        "official one)", float, low=0.0, high=1.0, open_low=True, open_high=True)
+    heldout_fraction: float = setting(0.2, "fraction of the non-test data held out (never trained on)", float,
+                                      low=0.0, high=1.0, open_low=True, open_high=True)
+    split_seed: int = setting(0, "seed of the random split", int, low=0)
 
     def __post_init__(self):
-        if self.memorization_models < 2 or self.memorization_models % 2:
+        coerce_fields(self, "data")
+        if self.memorization_models % 2:
             raise ConfigError(f"data.memorization_models must be an even number >= 2 (every example is IN for "
                               f"exactly half of the shadow models), got {self.memorization_models}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    device: str = "auto"
-    store: str | None = None
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool = False
-    backend: str = "local"      # where reference models train: local, process or ray
-    workers: int | None = None  # parallel workers of the process / ray backends (default: CPU count)
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N", str)
+    store: str | None = setting(None, "model store directory (default: $UNLEARN_AUDIT_STORE or "
+                                      "~/.cache/unlearn-audit)", str, allow_none=True)
+    seed: int = setting(0, "base seed of models and methods", int, low=0)
+    amp: bool = setting(True, "mixed precision on CUDA", bool)
+    channels_last: bool = setting(False, "channels-last memory format on CUDA", bool)
+    backend: str = setting("local", "where reference models train", str, choices=("local", "process", "ray"))
+    workers: int | None = setting(None, "parallel workers of the process / ray backends (default: CPU count)", int,
+                                  low=1, allow_none=True)
 
     def __post_init__(self):
-        if self.backend not in ("local", "process", "ray"):
-            raise ConfigError(f"run.backend: {self.backend!r} is not one of local, process, ray")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"run.workers must be at least 1, got {self.workers}")
+        coerce_fields(self, "run")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    references: int = 3
-    out: str = "runs/bench"
-    oracle: str = "standard"  # or "influence": audit against models retrained without F and its near neighbours
+    methods: tuple[str, ...] = setting(DEFAULT_METHODS, "methods to compare, or all (every method that supports "
+                                                        "the scenario)", tuple)
+    references: int = setting(3, "seeds: original models each method is applied to, and as many retrained "
+                                 "reference models", int, low=1)
+    out: str = setting("runs/bench", "output directory", str)
+    oracle: str = setting("standard", "audit against models retrained without F (standard) or without F and "
+                                      "its near neighbours (influence)", str, choices=ORACLES)
 
     def __post_init__(self):
-        if self.oracle not in ("standard", "influence"):
-            raise ConfigError(f"bench.oracle must be standard or influence, got {self.oracle!r}")
-
-
-AUTO = "auto"
+        coerce_fields(self, "bench")
 
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    references: int | str = AUTO  # K_r retrained on R (half fit μ, half calibrate), or "auto": grown to power
-    originals: int | str = AUTO   # K_o trained on D (the positive control), or "auto": half the references
-    max_references: int = 128     # cap of "auto"
-    alpha: float = 0.05           # false-FAIL rate a retrained model may have ...
-    gamma: float = 0.9            # ... with this confidence over the draw of the reference bank
-    min_power: float = 0.8        # 95 % lower confidence bound on power below which the verdict is INCONCLUSIVE
-    utility_tolerance: float = 2.0  # allowed test-accuracy drop (points) below the retrained references
-    source: str = "built"         # references built by this tool, or "imported" (unlearn-audit refs import)
-    oracle: str = "standard"      # retrained without F, or "influence": without F and its near retained neighbours
+    references: int | str = setting(AUTO, "K_r retrained on R (half fit μ, half calibrate), or auto: grown until "
+                                          "powered", int, low=1, words=(AUTO,))
+    originals: int | str = setting(AUTO, "K_o trained on D (the positive control), or auto: half the references",
+                                   int, low=1, words=(AUTO,))
+    max_references: int = setting(128, f"cap of references = auto (at least {AUTO_REFERENCES[0]}, the first size "
+                                       f"it tries)", int, low=AUTO_REFERENCES[0])
+    alpha: float = setting(0.05, "false-FAIL rate a retrained model may have ...", float,
+                           low=0, high=1, open_low=True, open_high=True)
+    gamma: float = setting(0.9, "... with this confidence over the draw of the reference bank", float,
+                           low=0, high=1, open_low=True, open_high=True)
+    min_power: float = setting(0.8, "95 % lower confidence bound on power below which the verdict is "
+                                    "INCONCLUSIVE", float, low=0, high=1, open_low=True)
+    utility_tolerance: float = setting(2.0, "allowed test-accuracy drop (points) below the retrained references",
+                                       float, low=0.0)
+    source: str = setting("built", "references built by this tool, or imported (unlearn-audit refs import)", str,
+                          choices=("built", "imported"))
+    oracle: str = setting("standard", "retrained without F (standard), or without F and its near retained "
+                                      "neighbours (influence)", str, choices=ORACLES)
 
     def __post_init__(self):
-        if self.source not in ("built", "imported"):
-            raise ConfigError(f"verify.source must be built or imported, got {self.source!r}")
-        if self.oracle not in ("standard", "influence"):
-            raise ConfigError(f"verify.oracle must be standard or influence, got {self.oracle!r}")
+        coerce_fields(self, "verify")  # verify's own minimums on the counts are checked by verify
         if self.oracle == "influence" and self.source == "imported":
             raise ConfigError("verify.oracle influence retrains without the forget set's neighbours; it cannot use "
                               "imported references")
-        for key in ("references", "originals"):  # verify's own minimums are checked by verify
-            value = getattr(self, key)
-            if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"verify.{key} must be 'auto' or a positive integer, got {value!r}")
-        if isinstance(self.max_references, bool) or not isinstance(self.max_references, int) \
-                or self.max_references < AUTO_REFERENCES[0]:
-            raise ConfigError(f"verify.max_references must be an integer >= {AUTO_REFERENCES[0]} (the first size "
-                              f"'auto' tries), got {self.max_references!r}")
-        for key, closed in (("alpha", False), ("gamma", False), ("min_power", True)):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and 0.0 < value and (value <= 1.0 if closed else value < 1.0)):
-                raise ConfigError(f"verify.{key} must be in (0, 1{']' if closed else ')'}, got {value}")
-        if not math.isfinite(self.utility_tolerance) or self.utility_tolerance < 0:
-            raise ConfigError(f"verify.utility_tolerance is in accuracy points and must be a finite number >= 0, "
-                              f"got {self.utility_tolerance}")
 
     def reference_sizes(self) -> list[int]:
         """The retrained-bank sizes verify tries, smallest first: the fixed size, or the auto ladder."""
@@ -138,10 +145,6 @@ class VerifyConfig:
         ``default`` where verify would choose automatically."""
         refs = default if self.references == AUTO else int(self.references)
         return refs, (default if self.originals == AUTO else int(self.originals))
-
-
-#: Retrained-bank sizes of ``references = "auto"``: half fit, half calibrate; the originals are half as many.
-AUTO_REFERENCES = (16, 32, 64, 128, 256)
 
 
 # Recipes that train a sensible model for each built-in dataset in reasonable time. The digits
@@ -187,69 +190,13 @@ class Config:
 _SECTIONS = {"data": DataConfig, "run": RunConfig, "bench": BenchConfig, "verify": VerifyConfig}
 
 
-def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
-    where = f"{section}.{key}"
-    text = str(annotation)
-    if "tuple" in text:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or not value:
-            raise ConfigError(f"{where}: expected a non-empty list of names, got {value!r}")
-        return tuple(value)
-    if text.startswith("bool") or annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if "int" in text and "str" in text:  # a count or "auto"
-        if value == AUTO or (isinstance(value, int) and not isinstance(value, bool)):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        raise ConfigError(f"{where}: expected an integer or 'auto', got {value!r}")
-    if "int" in text and "float" not in text:
-        if value is None and "None" in text:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if key.endswith("seed") and value < 0:
-            raise ConfigError(f"{where}: seeds are non-negative integers, got {value}")
-        return value
-    if "float" in text:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if "str" in text:
-        if value is None and "None" in text:
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
 def _build(section: str, cls, values: dict, base=None):
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(
-                f"unknown key {section}.{key}; valid keys in [{section}]: {', '.join(sorted(known))}"
-            )
-    coerced = {k: _coerce(section, k, v, known[k].type) for k, v in values.items()}
-    if base is None:
-        return cls(**coerced)
-    return dataclasses.replace(base, **coerced)
+    check_keys(declared(cls), values, section, section=True)
+    return cls(**values) if base is None else dataclasses.replace(base, **values)
 
 
 def _recipe(values: dict, dataset: str) -> Recipe:
-    base = default_recipe(dataset)
-    known = {f.name: f for f in dataclasses.fields(Recipe)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"unknown key train.{key}; valid keys in [train]: {', '.join(sorted(known))}")
-    coerced = {k: _coerce("train", k, v, known[k].type) for k, v in values.items()}
-    return dataclasses.replace(base, **coerced)
+    return _build("train", Recipe, values, base=default_recipe(dataset))
 
 
 def config_from_dict(raw: dict, source: str) -> Config:
@@ -264,13 +211,15 @@ def config_from_dict(raw: dict, source: str) -> Config:
             raise ConfigError(f"{section} in {source} must be a table ([{section}])")
     data = _build("data", DataConfig, raw.get("data", {}))
     methods = raw.get("methods", {})
-    from unlearn_audit.methods import REGISTRY  # the registry imports torch; configs without methods need not
+    from unlearn_audit.methods import REGISTRY, resolve_method  # the registry imports torch; configs without methods need not
 
     for name, params in methods.items():
         if not isinstance(params, dict):
             raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
-        if name not in REGISTRY:
+        registered = resolve_method(name)  # a method of the user's own, [methods."pkg.module:Class"], joins here
+        if registered not in REGISTRY:
             raise ConfigError(f"[methods.{name}] in {source}: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
+        validate(REGISTRY[registered].params, params, f"method {registered!r}")  # each value now, not when it runs
     return Config(
         data=data,
         train=_recipe(raw.get("train", {}), data.dataset),

@@ -9,7 +9,6 @@ clear error rather than a meaningless number.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -17,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from unlearn_audit.errors import ConfigError, ShapeError
+from unlearn_audit.params import Param, describe_all, validate
 from unlearn_audit.signals import SignalSet
 
 
@@ -71,8 +71,9 @@ class Attack(ABC):
 
     Class attributes: ``name`` (registry key), ``title``, ``citation``, ``threat_model`` (what the
     attacker must have), ``requires`` (the :class:`AttackData` fields that must be present) and
-    ``min_references``. Constructor keyword arguments are the attack's parameters; they are kept
-    as attributes of the same name so :meth:`params` can report them with every result.
+    ``min_references``. ``params`` declares the attack's parameters (:class:`~unlearn_audit.params.Param`):
+    they are its constructor's keyword arguments, checked there against the declarations and kept
+    in ``hp`` and as attributes of the same name; :meth:`settings` reports them with every result.
     """
 
     name: ClassVar[str]
@@ -81,6 +82,12 @@ class Attack(ABC):
     threat_model: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
     min_references: ClassVar[int] = 0
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **kwargs):
+        self.hp = validate(self.params, kwargs, f"attack {self.name!r}")
+        for key, value in self.hp.items():
+            setattr(self, key, value)
 
     def score(self, data: AttackData) -> np.ndarray:
         """Membership scores, shape (N,), higher = more member-like."""
@@ -152,21 +159,19 @@ class Attack(ABC):
     # ------------------------------------------------------------------ description
     @classmethod
     def defaults(cls) -> dict:
-        """Constructor parameters and their default values."""
-        sig = inspect.signature(cls.__init__)
-        return {k: p.default for k, p in sig.parameters.items()
-                if k != "self" and p.default is not inspect.Parameter.empty}
+        """Each declared parameter's default value."""
+        return {k: p.default for k, p in cls.params.items()}
 
-    def params(self) -> dict:
+    def settings(self) -> dict:
         """The parameters this instance runs with (recorded next to its results)."""
-        return {k: getattr(self, k, v) for k, v in self.defaults().items()}
+        return dict(self.hp)
 
     @classmethod
     def describe(cls) -> dict:
-        """What ``unlearn-audit attacks`` prints: name, title, threat model, needs, citation."""
+        """What ``unlearn-audit attacks`` prints: name, title, threat model, needs, citation, parameters."""
         return {"name": cls.name, "title": cls.title, "threat_model": cls.threat_model,
                 "citation": cls.citation, "min_references": cls.min_references,
-                "requires": sorted(cls.requires), "defaults": cls.defaults()}
+                "requires": sorted(cls.requires), "defaults": cls.defaults(), "params": describe_all(cls.params)}
 
 
 def query_mean(values: np.ndarray) -> np.ndarray:

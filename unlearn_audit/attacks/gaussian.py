@@ -23,6 +23,7 @@ single reference get the pooled std; no example is ever left with a NaN paramete
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import Param
 
 CENTERS = ("median", "mean")
 VARIANCES = ("auto", "per-example", "fixed")
@@ -40,16 +42,18 @@ MIN_STD = 1e-4
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
-def check_choice(param: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{param} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+#: The parameters of the fits, as LiRA and U-LiRA declare them.
+CENTER = Param("median", "centre of each Gaussian: the median of the reference statistics (as the paper's "
+                         "code) or their mean", str, choices=CENTERS)
+VARIANCE = Param("auto", f"std of each Gaussian: per-example, fixed (one pooled std) or auto (fixed below "
+                         f"{FIXED_VARIANCE_BELOW} reference models)", str, choices=VARIANCES)
+#: ``variance`` once ``auto`` is resolved, as :func:`fit_gaussian` takes it.
+_FIT_VARIANCE = dataclasses.replace(VARIANCE, default="fixed", choices=("per-example", "fixed"))
 
 
 def resolve_variance(variance: str, n_references: int) -> str:
     """Turn ``auto`` into ``fixed`` or ``per-example`` for ``n_references`` models."""
-    check_choice("variance", variance, VARIANCES)
-    if variance == "auto":
+    if VARIANCE.coerce("variance", variance) == "auto":
         return "fixed" if n_references < FIXED_VARIANCE_BELOW else "per-example"
     return variance
 
@@ -82,8 +86,8 @@ def fit_gaussian(stats: np.ndarray, members: np.ndarray, *, center: str = "media
     ``variance`` is ``per-example`` or ``fixed`` (resolve ``auto`` with :func:`resolve_variance`).
     Raises :class:`ConfigError` if ``members`` selects no statistic at all.
     """
-    check_choice("center", center, CENTERS)
-    check_choice("variance", variance, ("per-example", "fixed"))
+    CENTER.coerce("center", center)
+    _FIT_VARIANCE.coerce("variance", variance)
     stats = np.asarray(stats, dtype=np.float64)
     members = np.asarray(members, dtype=bool)
     count = members.sum(axis=0)

@@ -24,13 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from unlearn_audit.attacks.base import Attack, AttackData
-from unlearn_audit.attacks.gaussian import (
-    CENTERS,
-    GaussianFit,
-    check_choice,
-    fit_gaussian,
-    resolve_variance,
-)
+from unlearn_audit.attacks.gaussian import CENTER, VARIANCE, GaussianFit, fit_gaussian, resolve_variance
 from unlearn_audit.errors import ConfigError
 
 
@@ -45,10 +39,7 @@ class LiRA(Attack):
     requires = frozenset({"references", "reference_in"})
     min_references = 2
     online = True
-
-    def __init__(self, variance: str = "auto", center: str = "median"):
-        self.variance = check_choice("variance", variance, ("auto", "per-example", "fixed"))
-        self.center = check_choice("center", center, CENTERS)
+    params = {"variance": VARIANCE, "center": CENTER}
 
     # The statistic and the fits are separate so leave-one-out evaluation and U-LiRA reuse them.
     def fit(self, reference_phi: np.ndarray, reference_in: np.ndarray) -> tuple[GaussianFit | None, GaussianFit]:

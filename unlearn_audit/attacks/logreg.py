@@ -20,6 +20,7 @@ import numpy as np
 
 from unlearn_audit.attacks.base import Attack, AttackData, query_mean
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import Param
 
 # scikit-learn is imported inside the functions that use it: importing it here would add ~0.4 s
 # to the start-up of every command.
@@ -67,9 +68,7 @@ class LogisticLossAttack(Attack):
     threat_model = ("black-box target losses on the examples, plus on known members (retain) and "
                     "known non-members (test) to fit the classifier")
     requires = frozenset({"calibration_members", "calibration_nonmembers"})
-
-    def __init__(self, seed: int = 0):
-        self.seed = int(seed)
+    params = {"seed": Param(0, "seed of the class-balancing subsample", int, low=0)}
 
     def _score(self, data: AttackData) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression

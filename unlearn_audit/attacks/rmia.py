@@ -29,7 +29,7 @@ does that before every scoring: each reference model that trained on some of the
 on others (up to ``calibration_models`` of them, in order) is attacked with the remaining
 references as its references, its own membership row as the truth; the a of the grid 0.05, 0.10,
 …, 1.00 with the best mean AUC over these pseudo-targets is used on the target and kept in
-``a_`` (reported by :meth:`~RMIA.params` as ``a_selected``). It needs at least two reference
+``a_`` (reported by :meth:`~RMIA.settings` as ``a_selected``). It needs at least two reference
 models with known, mixed membership — a shadow bank on random halves; references that are all OUT
 (a retrained bank) leave nothing to calibrate on, and a number must be passed. On the digits shadow
 bank of the tests the best a falls from ≈ 0.5 with 1–2 references to ≈ 0.05 with 15, and a badly
@@ -63,7 +63,7 @@ from __future__ import annotations
 import numpy as np
 
 from unlearn_audit.attacks.base import Attack, AttackData, member_mean
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import Param
 from unlearn_audit.stats import roc_auc
 
 #: Floor on Pr(·): a clipped P_OUT estimate with a = 1 could otherwise reach 0 and give log 0.
@@ -107,26 +107,21 @@ class RMIA(Attack):
     requires = frozenset({"references", "reference_in", "population", "reference_population"})
     min_references = 1
     online = True
+    params = {
+        "gamma": Param(2.0, "how much x's likelihood ratio must exceed z's for x to dominate z", float, low=1.0),
+        "a": Param(0.3, "P_IN ≈ a·P_OUT + 1 − a, or auto: tuned by attacking each reference model with the "
+                        "others", float, low=0.0, open_low=True, high=1.0, words=("auto",)),
+        "temperature": Param(2.0, "softmax temperature T of Pr(x|θ)", float, low=0.0, open_low=True),
+        "calibration_models": Param(8, "most reference models attacked to tune a = auto", int, low=1),
+    }
 
-    def __init__(self, gamma: float = 2.0, a: float | str = 0.3, temperature: float = 2.0,
-                 calibration_models: int = 8):
-        if not gamma >= 1.0:
-            raise ConfigError(f"rmia gamma must be >= 1 (how much x's ratio must exceed z's), got {gamma!r}")
-        if a != "auto" and not (isinstance(a, (int, float)) and 0.0 < a <= 1.0):
-            raise ConfigError(f"rmia a must be in (0, 1] (P_IN ≈ a·P_OUT + 1 − a) or 'auto' (tuned on the "
-                              f"reference models), got {a!r}")
-        if not temperature > 0:
-            raise ConfigError(f"rmia temperature must be positive, got {temperature!r}")
-        if not (isinstance(calibration_models, int) and calibration_models >= 1):
-            raise ConfigError(f"rmia calibration_models must be a positive integer, got {calibration_models!r}")
-        self.gamma, self.temperature = float(gamma), float(temperature)
-        self.a = a if a == "auto" else float(a)
-        self.calibration_models = calibration_models
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         #: The a used by the last scoring (the tuned value with ``a="auto"``).
-        self.a_ = None if a == "auto" else self.a
+        self.a_ = None if self.a == "auto" else self.a
 
-    def params(self) -> dict:
-        out = super().params()
+    def settings(self) -> dict:
+        out = super().settings()
         if self.a == "auto":
             out["a_selected"] = self.a_
         return out

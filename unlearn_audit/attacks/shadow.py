@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from unlearn_audit.attacks.base import Attack, AttackData, query_mean
-from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import Param
 from unlearn_audit.signals import SignalSet
 
 # scikit-learn is imported inside the functions that use it: importing it here would add ~0.4 s
@@ -46,13 +46,13 @@ class ShadowModelAttack(Attack):
                     "the same or similar examples")
     requires = frozenset({"references", "reference_in"})
     min_references = 1
-
-    def __init__(self, classifier: str = "mlp", max_rows: int = 20000, seed: int = 0):
-        if classifier not in CLASSIFIERS:
-            raise ConfigError(f"shadow classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
-        if max_rows < 2:
-            raise ConfigError(f"shadow max_rows must be at least 2, got {max_rows!r}")
-        self.classifier, self.max_rows, self.seed = classifier, int(max_rows), int(seed)
+    params = {
+        "classifier": Param("mlp", "attack classifier: an MLP (as Shokri et al.) or gradient-boosted trees", str,
+                            choices=CLASSIFIERS),
+        "max_rows": Param(20000, "most (model, example) rows the classifier trains on (a seeded sample)", int,
+                          low=2),
+        "seed": Param(0, "seed of the row sample and the classifier", int, low=0),
+    }
 
     def _model(self):
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -17,9 +17,7 @@ Gradient-based methods do not write their own loop: they build a per-step loss f
 from __future__ import annotations
 
 import copy
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, ClassVar
 
@@ -28,6 +26,7 @@ from torch import nn
 
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods._shared import norm_layers_outside
+from unlearn_audit.params import Param, describe_all, validate
 from unlearn_audit.task import TensorSet, UnlearningTask
 from unlearn_audit.training.loop import (
     BatchStream, make_generator, make_optimizer, make_schedule, optimize,
@@ -51,50 +50,6 @@ class DataAccess(str, Enum):
 
 
 SCENARIOS = frozenset({"random", "class", "subclass"})
-
-
-@dataclass(frozen=True)
-class Param:
-    """A named hyperparameter: default, type, help text and bounds (inclusive unless ``open``)."""
-
-    default: Any
-    help: str
-    type: type = float
-    low: float | None = None
-    high: float | None = None
-    choices: tuple | None = None
-    open_low: bool = False
-    allow_none: bool = False
-
-    def coerce(self, method: str, name: str, value: Any) -> Any:
-        where = f"method {method!r}, parameter {name!r}"
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            if self.allow_none:
-                return None
-            raise ConfigError(f"{where}: a value is required")
-        try:
-            if self.type is bool and isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = value.lower() in ("true", "1", "yes")
-            elif self.type is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            elif self.type is int and isinstance(value, bool):
-                raise ValueError
-            else:
-                value = self.type(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {value!r} is not a valid {self.type.__name__}") from None
-        if self.type is float and not math.isfinite(value):
-            raise ConfigError(f"{where}: must be finite, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, self.choices))}")
-        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
-            op = ">" if self.open_low else ">="
-            raise ConfigError(f"{where}: must be {op} {self.low}, got {value!r}")
-        if self.high is not None and value > self.high:
-            raise ConfigError(f"{where}: must be <= {self.high}, got {value!r}")
-        return value
 
 
 def optim_params(*, lr: float, epochs: float, optimizer: str = "sgd", momentum: float = 0.9,
@@ -124,15 +79,7 @@ class Unlearner(ABC):
     params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, **overrides):
-        unknown = sorted(set(overrides) - set(self.params))
-        if unknown:
-            raise ConfigError(
-                f"method {self.name!r} has no parameter {unknown[0]!r}; its parameters are: "
-                f"{', '.join(sorted(self.params)) or '(none)'}"
-            )
-        self.hp: dict[str, Any] = {
-            k: p.coerce(self.name, k, overrides.get(k, p.default)) for k, p in self.params.items()
-        }
+        self.hp: dict[str, Any] = validate(self.params, overrides, f"method {self.name!r}")
         self._check_params()
 
     def _check_params(self) -> None:
@@ -198,6 +145,7 @@ class Unlearner(ABC):
             "spec": cls.spec_status,
             "citation": cls.citation,
             "defaults": {k: p.default for k, p in cls.params.items()},
+            "params": describe_all(cls.params),
         }
 
     # -- for subclasses --------------------------------------------------------------------

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.params import coerce_fields, setting
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
@@ -23,62 +23,37 @@ class Recipe:
     to ``crop_padding`` pixels) or ``flip-crop``. Augmentation runs on the device the data lives on.
     """
 
-    arch: str = "mlp"
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    augment: str = "none"
-    crop_padding: int = 1
-    trainer: str | None = None   # your own training function, pkg.module:fit (see training.user_trainer)
-    trainer_version: str = ""    # bump it when that function changes: cached models are keyed by it
+    arch: str = setting("mlp", "architecture: mlp, cnn, resnet18, … or your own pkg.module:factory", str)
+    epochs: int = setting(30, "training epochs", int, low=1)
+    batch_size: int = setting(64, "mini-batch size", int, low=1)
+    optimizer: str = setting("sgd", "optimiser", str, choices=OPTIMIZERS)
+    lr: float = setting(0.05, "peak learning rate", float, low=0.0, open_low=True)
+    momentum: float = setting(0.9, "SGD momentum", float, low=0.0, high=1.0, open_high=True)
+    nesterov: bool = setting(True, "Nesterov momentum (SGD)", bool)
+    weight_decay: float = setting(5e-4, "weight decay", float, low=0.0)
+    schedule: str = setting("cosine", "learning-rate schedule", str, choices=SCHEDULES)
+    warmup_epochs: float = setting(0.0, "epochs of linear warm-up before the schedule (less than epochs)", float,
+                                   low=0.0)
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", float, low=0.0, high=1.0,
+                                     open_high=True)
+    augment: str = setting("none", "training augmentation", str, choices=AUGMENTATIONS)
+    crop_padding: int = setting(1, "largest shift of the crop augmentation, in pixels", int, low=0)
+    trainer: str | None = setting(None, "your own training function, pkg.module:fit (see training.user_trainer)",
+                                  str, allow_none=True)
+    trainer_version: str = setting("", "bump it when that function changes: cached models are keyed by it", str)
 
     def __post_init__(self):
-        def bad(key, msg):
-            raise ConfigError(f"train.{key}: {msg}")
-
-        if not isinstance(self.arch, str) or not self.arch:
-            bad("arch", "must be a non-empty architecture name")
-        for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing"):
-            value = getattr(self, key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, key, float(value))  # lr=1 and lr=1.0: one recipe, one fingerprint
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                bad(key, f"must be a finite number, got {value!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            bad("epochs", f"must be a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            bad("batch_size", f"must be a positive integer, got {self.batch_size!r}")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            bad("schedule", f"{self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if self.augment not in AUGMENTATIONS:
-            bad("augment", f"{self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
-        if not self.lr > 0:
-            bad("lr", f"must be positive, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            bad("momentum", f"must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            bad("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        if not 0 <= self.label_smoothing < 1:
-            bad("label_smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
-            bad("warmup_epochs", f"must be in [0, epochs), got {self.warmup_epochs!r}")
-        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            bad("crop_padding", f"must be a non-negative integer, got {self.crop_padding!r}")
-        if self.trainer is not None and (not isinstance(self.trainer, str) or ":" not in self.trainer):
-            bad("trainer", f"must name your training function as pkg.module:fit, got {self.trainer!r}")
-        if not isinstance(self.trainer_version, str):
-            bad("trainer_version", f"must be a string, got {self.trainer_version!r}")
+        coerce_fields(self, "train")  # also lr=1 -> 1.0: one recipe, one fingerprint
+        if not self.arch:
+            raise ConfigError("train.arch: must be a non-empty architecture name")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"train.warmup_epochs: must be less than train.epochs ({self.epochs}), "
+                              f"got {self.warmup_epochs!r}")
+        if self.trainer is not None and ":" not in self.trainer:
+            raise ConfigError(f"train.trainer: must name your training function as pkg.module:fit, "
+                              f"got {self.trainer!r}")
         if self.trainer_version and self.trainer is None:
-            bad("trainer_version", "is only meaningful with train.trainer")
+            raise ConfigError("train.trainer_version: is only meaningful with train.trainer")
 
     def replace(self, **changes) -> "Recipe":
         return dataclasses.replace(self, **changes)
