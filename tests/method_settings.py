@@ -39,6 +39,7 @@ from unlearn_audit.methods import _influence as infl
 from unlearn_audit.methods.imu import imu_influence, imu_weights
 from unlearn_audit.models.zoo import head_inputs
 
+from tests.registry_check import registry_mismatch
 from tests.steps import StepCounter
 
 
@@ -441,20 +442,11 @@ METHOD_SETTINGS: dict[str, MethodSettings] = {
 }
 
 
-def registry_mismatch(settings: dict, registry: dict) -> str | None:
-    """Why the table's rows and the registry's methods differ, or ``None`` when they match."""
-    missing, extra = sorted(set(registry) - set(settings)), sorted(set(settings) - set(registry))
-    if not missing and not extra:
-        return None
-    lines = []
-    if missing:
-        lines.append(f"registered methods without a row in tests/method_settings.py METHOD_SETTINGS: "
-                     f"{', '.join(missing)} — add a MethodSettings row for each (scenario runs, digits "
-                     f"overrides, expected forgetting, step budget, accuracy bound, published defaults)")
-    if extra:
-        lines.append(f"rows in tests/method_settings.py METHOD_SETTINGS for methods the registry does not "
-                     f"have: {', '.join(extra)} — remove them (or register the method)")
-    return "\n".join(lines)
+def table_mismatch(registry) -> str | None:
+    """Why METHOD_SETTINGS and the method ``registry`` differ, or ``None``."""
+    return registry_mismatch(METHOD_SETTINGS, registry, kind="methods", where="tests/method_settings.py METHOD_SETTINGS",
+                             row="a MethodSettings: scenario runs with digits overrides and expected forgetting, "
+                                 "step budget, accuracy bound, published defaults")
 
 
 # -- running a row ---------------------------------------------------------------------------------
