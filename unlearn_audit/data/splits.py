@@ -12,6 +12,14 @@ Forget specs:
 
 * ``random:FRACTION`` — a uniformly random FRACTION of the pool, 0 < FRACTION < 1;
 * ``class:NAME_OR_ID`` — every pool example of one class;
+* ``class-fraction:NAME_OR_ID:FRACTION`` — a random FRACTION of the pool examples of one class,
+  ``round(FRACTION × n)`` of its n pool examples (Python's rounding, halves to even, as for
+  ``random:``), drawn with the split seed; the rest of the class is retained, so at least one
+  example must be forgotten and one kept. The class is not forgotten — the model should still
+  recognise it from the retained examples — so this is *random* forgetting within a class (the
+  scenario kind methods see is ``"random"``, no forgotten class; the attacks compare the forget
+  set with the whole audit held-out set, as for ``random:``). ReGUn's split logic
+  (``data/split_logic.py``) has such a fraction-of-a-class split;
 * ``subclass:NAME`` — every pool example of one fine class (datasets with fine labels, e.g. cifar20);
 * ``indices:FILE`` — one integer per line, positions in the training pool (0 .. |D|-1);
 * ``dataset-indices:FILE`` — one integer per line, indices into the whole dataset; each must lie in
@@ -40,7 +48,8 @@ from unlearn_audit._io import file_problem
 from unlearn_audit.data.datasets import Dataset
 from unlearn_audit.errors import DataError
 
-FORGET_KINDS = ("random", "class", "subclass", "indices", "dataset-indices", "memorization", "confusion")
+FORGET_KINDS = ("random", "class", "class-fraction", "subclass", "indices", "dataset-indices", "memorization",
+                "confusion")
 MEMORIZATION_LEVELS = ("low", "mid", "high")
 
 # The smallest data a split accepts. Below these an audit cannot mean anything, so it is refused
@@ -297,8 +306,8 @@ def parse_forget_spec(spec: str) -> tuple[str, str]:
     if not sep or kind not in FORGET_KINDS or not arg:
         raise DataError(
             f"invalid forget spec {spec!r}; use one of random:FRACTION, class:NAME_OR_ID, "
-            f"subclass:NAME, indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION, "
-            f"confusion:A,B:FRACTION"
+            f"class-fraction:NAME_OR_ID:FRACTION, subclass:NAME, indices:FILE, dataset-indices:FILE, "
+            f"memorization:low|mid|high:FRACTION, confusion:A,B:FRACTION"
         )
     return kind, arg
 
@@ -327,6 +336,35 @@ def parse_confusion_spec(spec: str, dataset: Dataset) -> tuple[tuple[int, int], 
         raise DataError(f"{spec!r}: the two classes must differ")
     frac = _fraction(frac_text, spec)
     return (a, b), frac
+
+
+def parse_class_fraction_spec(spec: str, dataset: Dataset) -> tuple[int, float]:
+    """``class-fraction:CLASS:FRACTION`` → (class id, fraction); the class by name or id."""
+    _, arg = parse_forget_spec(spec)
+    name, sep, frac_text = arg.rpartition(":")  # rpartition: a class name may hold a colon
+    if not sep or not name:
+        raise DataError(f"{spec!r}: name a class and a fraction of it, e.g. class-fraction:3:0.5")
+    return _class_id(name, dataset.class_names, spec), _fraction(frac_text, spec)
+
+
+def class_fraction_mask(pool_labels: np.ndarray, cls: int, frac: float, seed: int, spec: str) -> np.ndarray:
+    """``round(frac × n)`` of the n pool examples of class ``cls``, drawn with ``seed``; at least one
+    forgotten and one retained, else :class:`DataError` saying which fractions work."""
+    members = np.flatnonzero(pool_labels == cls)
+    n = members.size
+    if n < 2:
+        raise DataError(f"{spec!r}: class {cls} has {_examples(n)} in the training pool; a fraction of a class "
+                        f"needs at least 2 (one forgotten, one retained)")
+    n_forget = int(round(frac * n))
+    if n_forget < 1:
+        raise DataError(f"{spec!r}: {frac} of the {n} pool examples of class {cls} rounds to none; use a fraction "
+                        f"of at least {1 / n:.3g}")
+    if n_forget >= n:
+        raise DataError(f"{spec!r}: {frac} of the {n} pool examples of class {cls} rounds to all of them; use a "
+                        f"fraction of at most {(n - 1) / n:.3g}, or class:{cls} to forget the whole class")
+    mask = np.zeros(pool_labels.size, dtype=bool)
+    mask[np.random.default_rng([seed, 0xCF4]).choice(members, size=n_forget, replace=False)] = True
+    return mask
 
 
 def parse_memorization_spec(spec: str) -> tuple[str, float]:
@@ -379,6 +417,9 @@ def _forget_mask(dataset, pool, heldout, test, spec, seed, memorization=None):
     if kind == "class":
         cls = _class_id(arg, dataset.class_names, spec)
         return labels[pool] == cls, "class", cls, None
+    if kind == "class-fraction":
+        cls, frac = parse_class_fraction_spec(spec, dataset)
+        return class_fraction_mask(labels[pool], cls, frac, seed, spec), "random", None, None
     if kind == "subclass":
         if dataset.fine_labels is None or dataset.fine_names is None:
             raise DataError(

@@ -23,9 +23,13 @@ paper-faithful choice (methods.md §1a); the repository's ``conf/unlearn/regun.y
 ``uniform``** — set ``selector=uniform`` to reproduce the repository.
 
 Data access: forget + held-out, and also retain when λ_r > 0 (the task is refused without it;
-reports show forget+heldout for λ_r = 0). Scenarios: random and sub-class. Class-wise
-forgetting is refused: the class-conditioned reference of a forgotten class is θ_0's confident
-prediction of that very class, and the paper leaves class-wise forgetting to future work.
+reports show forget+heldout for λ_r = 0). Scenarios: random and sub-class. The authors' split
+logic (``data/split_logic.py``: random, stratified and class schemes) can also forget a fraction
+of one class: ``class-fraction:CLASS:FRACTION`` (:mod:`unlearn_audit.data.splits`), random
+forgetting to the method — the class stays in the model, so its held-out reference still means
+something. Class-wise forgetting is refused: the class-conditioned reference of a forgotten class
+is θ_0's confident prediction of that very class, and the paper leaves class-wise forgetting to
+future work. The paper's own privacy metric is offline RMIA (:mod:`unlearn_audit.attacks.rmia`).
 Spec status: confirmed. Test-accuracy drop allowed on digits: 15 points.
 """
 
