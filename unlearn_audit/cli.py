@@ -259,10 +259,17 @@ def train(config_path, out, on, quiet, **flags):
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for results.json. Overrides bench.out.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Also write an HTML report (table and log-log ROC curves with confidence bands) to this directory.")
+@click.option("--similar-sweep", "sweep_grid", metavar="GRID",
+              help="Instead of the comparison, sweep graded similarity: for each cell of GRID plant copies of the "
+                   "forget set (duplicates:K1,K2,…, augmented:K1,…, or shifted|noisy|blend:K1,…:L1,… at similarity "
+                   "levels), or take natural neighbours by similarity band (natural:T1,T2,…) or sibling fine classes "
+                   "(semantic[:J1,…]); report forget confidence of models retrained without the forget set, of models "
+                   "retrained without it and its neighbours, and of each --methods method. Writes sweep.json and "
+                   "sweep.png under --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_handle_errors
-def bench(config_path, methods, references, params, oracle, out, report_dir, as_json, quiet, **flags):
+def bench(config_path, methods, references, params, oracle, out, report_dir, sweep_grid, as_json, quiet, **flags):
     """Compare unlearning methods on one scenario.
 
     Each method is applied to the same K original models and audited against K retrained reference
@@ -276,6 +283,9 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, as_
     from unlearn_audit.report.table import bench_table
 
     config = _config(config_path, methods=methods, references=references, out=out, oracle=oracle, **flags)
+    if sweep_grid is not None:
+        _similar_sweep(config, sweep_grid, _parse_params(params), report_dir, as_json, quiet)
+        return
     result, path = api.bench(config, params=_parse_params(params), progress=not quiet,
                              report_dir=report_dir)
     if as_json:
@@ -285,6 +295,30 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, as_
         click.echo(f"results written to {path}")
         if report_dir:
             click.echo(f"report written to {report_dir}/index.html")
+
+
+def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
+    """``bench --similar-sweep GRID``: run the sweep, write its JSON and figure, print its table."""
+    from unlearn_audit._io import ensure_writable_dir
+    from unlearn_audit.errors import ConfigError
+    from unlearn_audit.probes.sweep import run_similar_sweep
+    from unlearn_audit.report.sweep import write_sweep
+
+    if report_dir is not None:
+        raise ConfigError("--report writes the comparison's HTML report; the sweep's figure is written under --out")
+    out_dir = ensure_writable_dir(config.bench.out)
+    result = run_similar_sweep(config, grid, params=params, progress=not quiet)
+    json_path, png_path = write_sweep(result, out_dir, config.to_dict())
+    if as_json:
+        click.echo(dumps_json(result.to_dict(), default=str))
+        return
+    _emit(result.rows(), False, ["K", "level", "cell", "removed", "caught", "models", "forget conf %",
+                                 "forget acc %", "test acc %", "- retrained", "- w/o neighbours"],
+          lambda r: [r["copies"], "—" if r["level"] is None else f"{r['level']:g}", r["cell"], r["removed"],
+                     "—" if r["caught"] is None else r["caught"], r["models"], f"{r['forget_confidence']:.2f}",
+                     f"{r['forget_accuracy']:.1f}", f"{r['test_accuracy']:.1f}", f"{r['gap_standard']:+.2f}",
+                     f"{r['gap_influence']:+.2f}"])
+    click.echo(f"results written to {json_path}; figure {png_path}")
 
 
 @main.command()
@@ -544,9 +578,9 @@ def _listing_format(output_format: str | None, as_json: bool) -> str:
 @_handle_errors
 def methods(output_format, as_json):
     """List unlearning methods: data access, scenarios, spec status, defaults and citation."""
-    from unlearn_audit.methods import REGISTRY
+    from unlearn_audit.methods import method_listing
 
-    output_format, listing = _listing_format(output_format, as_json), [cls.describe() for cls in REGISTRY.values()]
+    output_format, listing = _listing_format(output_format, as_json), method_listing()
     if output_format == "markdown":
         from unlearn_audit.report.registry_docs import methods_markdown
 

@@ -19,6 +19,7 @@ from unlearn_audit.methods.boundary_expanding import BoundaryExpanding
 from unlearn_audit.methods.boundary_shrink import BoundaryShrink
 from unlearn_audit.methods.cf_k import CFk
 from unlearn_audit.methods.delete import Delete
+from unlearn_audit.methods.expand import ExpandForget, expansion
 from unlearn_audit.methods.eu_k import EUk
 from unlearn_audit.methods.l1_sparse import L1Sparse
 from unlearn_audit.methods.l2ul import L2UL
@@ -82,10 +83,24 @@ def method_names() -> list[str]:
     return list(REGISTRY)
 
 
-def get_method(name: str, **params) -> Unlearner:
+def method_class(name: str) -> type[Unlearner]:
+    """The class a method name stands for: a registered method, or ``expand:METHOD`` (any of them
+    unlearning its forget set's near retained neighbours too, :mod:`~unlearn_audit.methods.expand`)."""
+    wrapper = expansion(name, method_class)
+    if wrapper is not None:
+        return wrapper
     if name not in REGISTRY:
-        raise ConfigError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)} (or 'all')")
-    return REGISTRY[name](**params)
+        raise ConfigError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)}, expand:METHOD (or 'all')")
+    return REGISTRY[name]
+
+
+def get_method(name: str, **params) -> Unlearner:
+    return method_class(name)(**params)
+
+
+def method_listing() -> list[dict]:
+    """What ``unlearn-audit methods`` lists: every registered method, and ``expand:METHOD`` once."""
+    return [cls.describe() for cls in REGISTRY.values()] + [ExpandForget.listing()]
 
 
 #: Names that mean something else where methods are named: bench's "all" and its "original" row,
@@ -135,5 +150,5 @@ def resolve_method(name: str) -> str:
 
 __all__ = [
     "DataAccess", "Param", "REGISTRY", "TensorSet", "Unlearner", "UnlearningTask", "get_method",
-    "method_names", "optim_params", "register_method", "resolve_method",
+    "method_class", "method_listing", "method_names", "optim_params", "register_method", "resolve_method",
 ]
