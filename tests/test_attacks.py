@@ -1,4 +1,6 @@
-"""Attacks on synthetic signals with known answers, and their input validation."""
+"""Attacks on synthetic signals with known answers, and their input validation. What every attack
+must do is checked over the whole registry in ``tests/test_attack_contracts.py`` (its row in
+``tests/attack_settings.py`` names the known-answer test here that pins it)."""
 
 from __future__ import annotations
 
@@ -17,15 +19,9 @@ from unlearn_audit.attacks.rmia import A_GRID, RMIA, OfflineRMIA, pairwise_score
 from unlearn_audit.attacks.svc import mia_efficacy
 from unlearn_audit.attacks.ulira import ULiRA, balanced_accuracy, per_example_balanced_accuracy
 from unlearn_audit.errors import ConfigError
-from unlearn_audit.signals import SignalSet
 from unlearn_audit.stats import roc_auc
 
-
-def signals(phi) -> SignalSet:
-    """A SignalSet for a two-class model with logit-scaled confidence ``phi`` (..., N, Q)."""
-    phi = np.asarray(phi, dtype=np.float64)
-    logits = np.stack([phi, np.zeros_like(phi)], axis=-1)  # class 0 is the true class
-    return SignalSet.from_logits(logits, np.zeros(phi.shape[-2], dtype=int))
+from tests.attack_settings import signals
 
 
 def gaussian_bank(rng, n=4000, m=128, shift=1.0, spread=3.0, q=1):
@@ -213,13 +209,6 @@ def test_rmia_works_with_one_reference_and_separates_members():
 def test_rmia_temperature_one_is_the_true_class_probability():
     phi = np.linspace(-30, 30, 13)[:, None]
     np.testing.assert_allclose(np.exp(signals(phi).tempered_log_prob(1.0)), signals(phi).prob, rtol=1e-6)
-
-
-@pytest.mark.parametrize("params", [{"gamma": 0.5}, {"a": 0.0}, {"a": 1.5}, {"a": "best"}, {"temperature": 0},
-                                    {"calibration_models": 0}])
-def test_rmia_rejects_bad_parameters(params):
-    with pytest.raises(ConfigError):
-        get_attack("rmia", **params)
 
 
 def test_rmia_auto_a_needs_references_with_mixed_membership():
