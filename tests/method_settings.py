@@ -165,9 +165,6 @@ SCRUB_PUBLISHED = {"lr": 5e-4, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 
 UNSIR_PUBLISHED = {"noise_batch": 32, "noise_steps": 25, "noise_lr": 0.1, "noise_l2": 0.1, "noise_copies": 80,
                    "retain_per_class": 500, "optimizer": "adam", "impair_lr": 1e-4, "impair_epochs": 1.0,
                    "impair_batch": 32, "repair_lr": 1e-4, "repair_epochs": 1.0, "repair_batch": 128}
-# digits has ~100 retain examples per class, not 500: lr 1e-4 for a few dozen Adam steps leaves only
-# the noise's bias.
-UNSIR_DIGITS = {"impair_lr": 1e-3, "repair_lr": 1e-3}
 
 METHOD_SETTINGS: dict[str, MethodSettings] = {
     "retrain": MethodSettings(
@@ -379,7 +376,9 @@ METHOD_SETTINGS: dict[str, MethodSettings] = {
         bad_values=(refuses(alpha=-1.0),),
     ),
     "unsir": MethodSettings(
-        runs=(Run("class", UNSIR_DIGITS, Forgets(by=0.5)),),
+        # digits has ~100 retain examples per class, not 500: lr 1e-4 for a few dozen Adam steps
+        # leaves only the noise's bias
+        runs=(Run("class", {"impair_lr": 1e-3, "repair_lr": 1e-3}, Forgets(by=0.5)),),
         steps=lambda m, task, model: unsir_steps(m.hp, task),
         accuracy_bound=0.15,
         published=UNSIR_PUBLISHED,
@@ -415,7 +414,7 @@ METHOD_SETTINGS: dict[str, MethodSettings] = {
         bad_values=(refuses(selector="nearest"), refuses(lambda_r=1.5)),
     ),
     "megu_style": MethodSettings(
-        runs=(Run("class", UNSIR_DIGITS, Forgets(by=0.5)),),  # UNSIR's schedule, UNSIR's override
+        runs=(Run("class", forgets=Forgets(by=0.5)),),  # its defaults: UNSIR's schedule at lr 1e-3
         steps=lambda m, task, model: unsir_steps(m.hp, task, nf(task), noise_runs=2),
         accuracy_bound=0.15,
         published={},  # reconstructed, not MeGU: no published values to check
