@@ -158,16 +158,21 @@ def test_an_attack_with_a_bad_declaration_is_refused_with_what_to_fix(attributes
 # -- the worked example, from the command line ------------------------------------------------
 
 def test_the_example_method_runs_in_bench_next_to_finetune_and_in_unlearn(tmp_path):
+    """Named in a scenario file's [bench] methods, configured in its own [methods."pkg.module:Class"]
+    section and by --param with the same name."""
     runner, store = CliRunner(), str(tmp_path / "store")
-    bench = runner.invoke(main, ["bench", "--methods", f"finetune,{PLUGIN}", "--references", "2", *TINY,
-                                 "--param", "finetune.epochs=1", "--param", f"{PLUGIN}.epochs=1", "--store", store,
-                                 "--out", str(tmp_path / "bench"), "--quiet", "--json"])
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(f'[bench]\nmethods = ["finetune", "{PLUGIN}"]\nreferences = 2\n\n'
+                        f'[methods.finetune]\nepochs = 1\n\n[methods."{PLUGIN}"]\nepochs = 1\nalpha = 2.0\n')
+    bench = runner.invoke(main, ["bench", "--config", str(scenario), *TINY, "--param", f"{PLUGIN}.lr=0.02",
+                                 "--store", store, "--out", str(tmp_path / "bench"), "--quiet", "--json"])
     assert bench.exit_code == 0, bench.output
     result = json.loads(bench.stdout)
     rows = {row["method"]: row for row in result["summary"]}
     assert list(rows) == ["original", "finetune", "uniform_forget"]
     mine = next(m for m in result["methods"] if m["name"] == "uniform_forget")
-    assert mine["data_access"] == "forget+retain" and mine["params"]["epochs"] == 1.0
+    assert mine["data_access"] == "forget+retain"
+    assert (mine["params"]["epochs"], mine["params"]["alpha"], mine["params"]["lr"]) == (1.0, 2.0, 0.02)
     assert "Chundawat" in mine["citation"]
     # its forget predictions are pushed towards uniform: the SVC attack calls them non-members more often
     assert rows["uniform_forget"]["mia_efficacy"]["mean"] > rows["original"]["mia_efficacy"]["mean"]
@@ -222,6 +227,14 @@ def test_a_bad_plug_in_is_one_line_and_exit_2(user_module, tmp_path, attr, fragm
                                           "--out", str(tmp_path / "b"), "--quiet"]), fragment)
     assert_bad_input(runner.invoke(main, ["unlearn", "--method", spec, "--model", str(tmp_path / "m.pt"),
                                           "--out", str(tmp_path / "u.pt"), "--store", store]), fragment)
+
+
+def test_a_bad_value_in_a_plug_ins_scenario_section_names_it(tmp_path):
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(f'[methods."{PLUGIN}"]\nalpha = -1\n')
+    assert_bad_input(CliRunner().invoke(main, ["bench", "--config", str(scenario), "--store", str(tmp_path / "s"),
+                                               "--out", str(tmp_path / "b"), "--quiet"]),
+                     "method 'uniform_forget', parameter 'alpha'")
 
 
 def test_a_plug_in_module_that_does_not_import_is_one_line_and_exit_2(tmp_path):
