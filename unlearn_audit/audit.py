@@ -122,15 +122,42 @@ def basic_metrics(ms: ModelSignals) -> dict:
             "IC": None if ms.interclass_confusion is None else 100.0 * ms.interclass_confusion}
 
 
+def _out_references(references: list[SignalSet], **population: SignalSet) -> dict:
+    """AttackData fields for reference models that never trained on the examples (all OUT)."""
+    ref = SignalSet.stack(references)
+    return {"references": ref, "reference_in": np.zeros(ref.phi.shape[:2], dtype=bool), **population}
+
+
+def offline_lira(target: SignalSet, references: list[SignalSet]) -> np.ndarray:
+    """Offline-LiRA scores of ``target`` (N, Q) with ``references`` (each (N, Q), the same examples)
+    as the OUT models; higher = more confident than the references are."""
+    return get_attack("lira-offline").score(AttackData(target=target, **_out_references(references)))
+
+
+#: RMIA as ReGUn scores it (``reference/methods.md`` §0.2): Pr(x) is the references' mean true-class
+#: probability (a = 1), untempered (T = 1), so the ranking is ReGUn's log p_θ(y|x) − log mean_k p_k(y|x);
+#: γ = 1 keeps near-saturated models' examples from tying at 0 (see the rmia module's "γ and ties").
+RMIA_PARAMS = {"a": 1.0, "temperature": 1.0, "gamma": 1.0}
+
+
+def rmia_auc(ms: ModelSignals, references: list[ModelSignals]) -> float:
+    """Offline RMIA AUC, forget vs held-out, with the retrained references as OUT models and the test
+    examples (no model trains on them, no method reads them) as the population z."""
+    scores = get_attack("rmia-offline", **RMIA_PARAMS).score(AttackData(
+        target=SignalSet.concat([ms.forget, ms.heldout]),
+        **_out_references([SignalSet.concat([r.forget, r.heldout]) for r in references],
+                          population=ms.test, reference_population=SignalSet.stack([r.test for r in references]))))
+    n_f = ms.forget.phi.shape[0]
+    return roc_auc(scores[:n_f], scores[n_f:])
+
+
 def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict) -> tuple[dict, dict]:
     """Per-model metrics and the offline-LiRA scores (for ROC plots) of one model."""
     mia = _mia(ms)
     acc = _accuracies(ms, mia)
     n_f = ms.forget.phi.shape[0]
-    ref = SignalSet.stack([SignalSet.concat([r.forget, r.heldout]) for r in references])
-    lira = get_attack("lira-offline").score(AttackData(
-        target=SignalSet.concat([ms.forget, ms.heldout]), references=ref,
-        reference_in=np.zeros(ref.phi.shape[:2], dtype=bool)))
+    lira = offline_lira(SignalSet.concat([ms.forget, ms.heldout]),
+                        [SignalSet.concat([r.forget, r.heldout]) for r in references])
     tpr1 = tpr_at_fpr(lira[:n_f], lira[n_f:], fprs=(0.01,))[0]
     target = UnlearningAccuracies(profile["ua"], profile["ra"], profile["ta"], profile["mia"])
     metrics = {
@@ -138,9 +165,18 @@ def audit_model(ms: ModelSignals, references: list[ModelSignals], profile: dict)
         "lira_auc": roc_auc(lira[:n_f], lira[n_f:]),
         "lira_tpr1": tpr1.tpr, "lira_tpr1_ci": [tpr1.tpr_low, tpr1.tpr_high],
         "lira_tpr1_resolvable": tpr1.resolvable, "lira_tpr1_n_heldout": tpr1.n_neg,
+        "rmia_auc": rmia_auc(ms, references),
         "gap": avg_gap(acc, target), "tow": tow(acc, target),
     }
     return metrics, {"forget": lira[:n_f].tolist(), "heldout": lira[n_f:].tolist()}
+
+
+def seed_summary(values: list) -> dict | None:
+    """Mean and std (ddof 1; 0 for one value) over seeds of a per-model metric; None where no model has it."""
+    if all(v is None for v in values):
+        return None
+    vals = np.array(values, dtype=float)
+    return {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
 
 
 def audit_group(group: list[ModelSignals], references: list[ModelSignals]) -> dict:

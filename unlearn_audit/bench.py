@@ -5,10 +5,14 @@ cached in the store), with method seeds ``run.seed … run.seed+K−1``. K retra
 (a ``retrain`` bank: trained on the retain set R with their own seeds, also cached) are the
 yardstick. Each result is audited on the same footing
 (:mod:`unlearn_audit.audit`): UA / RA / TA, MIA-Efficacy, the loss-threshold and offline-LiRA
-attacks on forget vs held-out examples, the average gap to the retrained references, and per
-method the U-LiRA balanced accuracy and the NeurIPS 2023 ε̂ forget score. The table reports mean
-± std over the K seeds with each method's run time. Methods that do not support the scenario
-(e.g. class-only methods on random forgetting) are skipped with the reason.
+attacks on forget vs held-out examples, ReGUn's RMIA AUC, the average gap to the retrained
+references, and per method the U-LiRA balanced accuracy and the NeurIPS 2023 ε̂ forget score. The
+table reports mean ± std over the K seeds with each method's run time. Methods that do not support
+the scenario (e.g. class-only methods on random forgetting) are skipped with the reason.
+
+With ``--oracle influence`` or a scenario with ``--similar``, a second table audits every model on
+the forget examples near / far from a retained example and on those neighbours N(F), against the
+standard and the influence oracle (:mod:`unlearn_audit.similar_table`).
 """
 
 from __future__ import annotations
@@ -18,17 +22,17 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from unlearn_audit.audit import (
-    audit_group, audit_model, basic_metrics, default_queries, model_signals, reference_profile,
+    audit_group, audit_model, basic_metrics, default_queries, model_signals, reference_profile, seed_summary,
 )
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import REGISTRY, Unlearner, get_method
 from unlearn_audit.probes.similar import influence_oracle
 from unlearn_audit.scenario import Scenario
+from unlearn_audit.similar_table import SimilarityGroups, not_computed, similarity_table
 
 # (key, column title, format, per-model?) in table order; per-group metrics have no spread.
 METRICS = (
@@ -42,6 +46,7 @@ METRICS = (
     ("loss_auc", "LOSS AUC", "{:.3f}", True),
     ("lira_auc", "LiRA AUC", "{:.3f}", True),
     ("lira_tpr1", "TPR@1%FPR", "{:.3f}", True),
+    ("rmia_auc", "RMIA AUC", "{:.3f}", True),
     ("ulira_acc", "U-LiRA acc", "{:.3f}", False),
     ("eps_forget_score", "ε̂ score", "{:.3f}", False),
     ("eps_final_score", "ε̂ final", "{:.3f}", False),
@@ -58,11 +63,12 @@ class BenchResult:
     skipped: list[dict] = field(default_factory=list)
     references: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+    similarity: dict = field(default_factory=not_computed)
 
     def to_dict(self) -> dict:
         return {"scenario": self.scenario, "methods": self.methods, "runs": self.runs,
                 "summary": self.summary, "skipped": self.skipped, "references": self.references,
-                "lira_scores": self.scores}
+                "lira_scores": self.scores, "similarity": self.similarity}
 
 
 def with_params(config: Config, params: dict[str, dict]) -> Config:
@@ -118,13 +124,8 @@ def summarise(runs: list[dict], groups: dict[str, dict], names: list[str]) -> li
         mine = [r for r in runs if r["method"] == name]
         row = {"method": name, "n": len(mine)}
         for key, _, _, per_model in METRICS:
-            if per_model and all(r[key] is None for r in mine):
-                row[key] = None  # a metric this scenario does not have
-            elif per_model:
-                vals = np.array([r[key] for r in mine], dtype=float)
-                row[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
-            else:
-                row[key] = {"mean": groups[name][key], "std": None}
+            # None: a metric this scenario does not have
+            row[key] = seed_summary([r[key] for r in mine]) if per_model else {"mean": groups[name][key], "std": None}
         rows.append(row)
     return rows
 
@@ -155,8 +156,15 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
     # with the influence oracle every model is audited against models retrained without F *and*
     # its near retained neighbours; the methods are still given F only
     oracle = influence_oracle(scenario) if config.bench.oracle == "influence" else None
-    reference_bank = (scenario if oracle is None else oracle.scenario).bank("retrain", k, progress=progress)
-    references = [model_signals(m, scenario, queries) for m in reference_bank.models]
+    # the near / far table needs both oracles' references: where similar samples are planted it is
+    # computed under the standard oracle too
+    influence = oracle or (influence_oracle(scenario) if scenario.split.similar != "none" else None)
+    banks = {"standard": scenario.bank("retrain", k, progress=progress),
+             "influence": influence.scenario.bank("retrain", k, progress=progress) if influence else None}
+    reference_bank = banks[config.bench.oracle]
+    oracle_signals = {kind: [model_signals(m, scenario, queries) for m in bank.models]
+                      for kind, bank in banks.items() if bank is not None}
+    references = oracle_signals[config.bench.oracle]
     profile = reference_profile(references)
     seeds = [config.run.seed + i for i in range(k)]  # the methods' own randomness
     names = ["original"] + [m.name for m in methods] + ([INFLUENCE_RETRAIN] if oracle else [])
@@ -200,6 +208,9 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
         groups[name] = audit_group(signals[name], references)
         bar.update(1)
     bar.close()
+    similarity = not_computed() if influence is None else similarity_table(
+        signals, seeds, {kind: (banks[kind].seeds.tolist(), refs) for kind, refs in oracle_signals.items()},
+        SimilarityGroups.of(influence, scenario.split))
     return BenchResult(
         scenario={**scenario.describe(), "seeds": seeds, "queries": list(queries),
                   "original_model_seeds": originals.seeds.tolist(),
@@ -213,4 +224,5 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
         references={"count": len(references), "profile": profile,
                     "oracle": {"kind": "standard"} if oracle is None else oracle.describe()},
         scores=scores,
+        similarity=similarity,
     )

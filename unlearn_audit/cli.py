@@ -280,7 +280,7 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, swe
     """
     from unlearn_audit import api
     from unlearn_audit.bench import METRICS
-    from unlearn_audit.report.table import bench_table
+    from unlearn_audit.report.table import bench_table, similarity_table
 
     config = _config(config_path, methods=methods, references=references, out=out, oracle=oracle, **flags)
     if sweep_grid is not None:
@@ -292,6 +292,7 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, swe
         click.echo(dumps_json(result.to_dict(), default=str))
     else:
         click.echo(bench_table(result, METRICS))
+        click.echo("\n" + similarity_table(result))
         click.echo(f"results written to {path}")
         if report_dir:
             click.echo(f"report written to {report_dir}/index.html")

@@ -108,6 +108,18 @@ def _nan_to_none(values: dict[str, float]) -> dict[str, float | None]:
     return {k: None if np.isnan(v) else v for k, v in values.items()}
 
 
+def closeness_parts(neighbours: Neighbours, threshold: float) -> dict[str, np.ndarray]:
+    """Masks over the queries of ``neighbours``: ``near`` (closest retained example of the class at
+    least ``threshold`` similar; exact copies always), ``far``, and — only where some query has no
+    retained example of its class — ``class not retained``. The probe's rows and the near / far
+    table of ``bench`` both split F with this."""
+    near, alone = neighbours.near(threshold), np.isnan(neighbours.similarity)
+    parts = {"near": near, "far": ~near & ~alone}
+    if alone.any():
+        parts["class not retained"] = alone
+    return parts
+
+
 def _group_rows(name: str, neighbours: Neighbours | None, threshold: float,
                 signals: dict[str, SignalSet]) -> list[GroupRow]:
     """Rows of one group: near, far, and without any retained example of its class if there are
@@ -116,10 +128,7 @@ def _group_rows(name: str, neighbours: Neighbours | None, threshold: float,
     if neighbours is None:
         parts = [(name, np.ones(n, dtype=bool))]
     else:
-        near, alone = neighbours.near(threshold), np.isnan(neighbours.similarity)
-        parts = [(f"{name}, near", near), (f"{name}, far", ~near & ~alone)]
-        if alone.any():
-            parts.append((f"{name}, class not retained", alone))
+        parts = [(f"{name}, {part}", mask) for part, mask in closeness_parts(neighbours, threshold).items()]
     rows = []
     for label, mask in parts:
         empty = not mask.any()
@@ -216,6 +225,7 @@ class InfluenceOracle:
     scenario: Scenario        # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
     neighbours: np.ndarray    # N(F), dataset indices
     threshold: float          # input similarity from which a retained example counts as near
+    forget_parts: dict[str, np.ndarray] = field(default_factory=dict)  # F's near / far masks (closeness_parts)
 
     def describe(self) -> dict:
         return {"kind": "influence", "neighbours": int(self.neighbours.size), "threshold": self.threshold,
@@ -225,10 +235,10 @@ class InfluenceOracle:
 def influence_oracle(scenario: Scenario) -> InfluenceOracle:
     """N(F) chosen as `unlearn-audit probe` chooses it (input similarity, the median held-out
     similarity as threshold, exact copies always), and the scenario retrained without F ∪ N(F)."""
-    neighbours, threshold, _, _ = retained_neighbours(scenario)
+    neighbours, threshold, nb, _ = retained_neighbours(scenario)
     if not neighbours.size:
         raise ConfigError("no retained example is near a forget example, so the influence oracle is the standard "
                           "one; use --oracle standard")
     label = f"{scenario.split.forget_spec} + {neighbours.size} near neighbours"
     return InfluenceOracle(scenario.forgetting(np.union1d(scenario.split.forget, neighbours), label), neighbours,
-                           threshold)
+                           threshold, closeness_parts(nb, threshold))

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_audit._io import atomic_write, atomic_write_text, ensure_writable_dir
-from unlearn_audit.report.table import bench_rows, closest_to_retraining, table_notes
+from unlearn_audit.report.table import (
+    bench_rows, closest_to_retraining, similarity_notes, similarity_rows, table_notes,
+)
 from unlearn_audit.stats import clopper_pearson, log_roc
 
 
@@ -140,6 +142,14 @@ def roc_figure(scores: dict, title: str):
     return fig
 
 
+def _similarity_section(result) -> str:
+    """The near / far / N(F) table with its notes, or the note saying why there is none."""
+    notes = f'<p class="notes">{html.escape(chr(10).join(similarity_notes(result)))}</p>'
+    if not result.similarity.get("computed"):
+        return f"<h2>Near / far / N(F)</h2>\n{notes}"
+    return f"<h2>Near / far / N(F)</h2>\n{_table(*similarity_rows(result), left=2)}\n{notes}"
+
+
 def write_bench_report(result, metrics, out_dir: str | Path) -> Path:
     """Write ``index.html`` and ``roc.png`` under ``out_dir``; returns the HTML path."""
     out_dir = ensure_writable_dir(out_dir)
@@ -168,6 +178,7 @@ original model seeds {sc['original_model_seeds']}; retrained reference seeds {sc
 {best_note}
 <p class="notes">{html.escape(chr(10).join(table_notes(result, metrics)))}</p>
 {'<h3>Skipped</h3><ul>' + skipped + '</ul>' if skipped else ''}
+{_similarity_section(result)}
 <h2>ROC curves</h2>
 <p>Offline LiRA scores of forget (positive) against held-out (negative) examples, pooled over seeds.
 A method that forgot like retraining follows the retrained row; curves above it at low FPR mean

@@ -1,10 +1,12 @@
-"""Terminal tables (tabulate) for bench results."""
+"""Terminal tables (tabulate) for bench results: the method table and the near / far / N(F) table."""
 
 from __future__ import annotations
 
 import math
 
 from tabulate import tabulate
+
+from unlearn_audit.similar_table import GROUP_METRICS, GROUPS, REFERENCES
 
 
 def mean_std(cell: dict, fmt: str) -> str:
@@ -21,9 +23,10 @@ LEGEND = """mean ± std over {n} seed(s); compare each row with the retrained re
 UA = 100 − forget acc; RA/TA = retain/test acc; MIA-Eff = SVC MIA-Efficacy (% of forget predicted non-member);
 Gap = mean |Δ| to the retrained references over UA, RA, TA, MIA-Eff; ToW = RUM's tug-of-war (1 = retraining);
 LOSS/LiRA AUC and TPR@1%FPR: forget vs held-out, offline LiRA against the retrained references (0.5 / 0.01 =
-indistinguishable); U-LiRA acc: per-example test of these models vs retrained ones (0.5 ideal); ε̂ score / final:
-NeurIPS 2023 forget score and its utility-adjusted final score (higher = closer to retraining; with only {k} models
-per side even retraining scores well below 1, so compare with the retrain row)."""
+indistinguishable); RMIA AUC: the same with ReGUn's RMIA (offline, Pr(x) = the references' mean probability);
+U-LiRA acc: per-example test of these models vs retrained ones (0.5 ideal); ε̂ score / final: NeurIPS 2023 forget
+score and its utility-adjusted final score (higher = closer to retraining; with only {k} models per side even
+retraining scores well below 1, so compare with the retrain row)."""
 
 
 def shown_metrics(result, metrics) -> list:
@@ -87,3 +90,53 @@ def bench_table(result, metrics, tablefmt: str = "github") -> str:
         return table
     skipped = [f"skipped {skip['method']}: {skip['reason']}" for skip in result.skipped]
     return "\n".join([table, *table_notes(result, metrics), *skipped])
+
+
+_MISSING = {"mean": None, "std": None}  # a group no model has a value for
+
+
+def _shown_groups(similarity: dict) -> list[str]:
+    return [g for g in GROUPS if similarity["groups"][g]]
+
+
+def similarity_rows(result) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted rows of the near / far / N(F) table (:mod:`unlearn_audit.similar_table`):
+    one row per (method, oracle), the groups that have examples."""
+    sim = result.similarity
+    groups = _shown_groups(sim)
+    headers = ["Method", "Oracle"] + [f"{g} {title}" for g in groups for _, title, _ in GROUP_METRICS]
+    rows = [[row["method"], row["oracle"]] + [mean_std(row[g][key] or _MISSING, fmt)
+                                              for g in groups for key, _, fmt in GROUP_METRICS]
+            for row in sim["summary"]]
+    return headers, rows
+
+
+def similarity_notes(result) -> list[str]:
+    """What the near / far / N(F) table shows, or why there is none."""
+    sim = result.similarity
+    if not sim.get("computed"):
+        return [sim["note"]]
+    sizes = ", ".join(f"{g} {n}" for g, n in sim["groups"].items())
+    notes = [f"Near / far / N(F) ({sizes} examples; near = closest retained example of the class at least "
+             f"{sim['threshold']:.3f} cosine-similar in input space, the median held-out similarity; exact copies "
+             f"always): each model against the standard oracle (references retrained without F) and the influence "
+             f"oracle (without F and N(F)); methods were given F only. acc / conf: the model's own accuracy and mean "
+             f"true-class probability on the group, the same in both of its rows: compare them with the oracle's "
+             f"'{REFERENCES}' row. LiRA flagged: % of the group that offline LiRA, with the oracle's references as "
+             f"OUT models, calls member at {100 * sim['flag_fpr']:.0f} % FPR on held-out examples "
+             f"(≈ {100 * sim['flag_fpr']:.0f} = like that oracle; on N(F) the standard references trained on the "
+             f"examples, so there it reads 'more confident than models trained on them')."]
+    empty = [g for g in GROUPS if not sim["groups"][g]]
+    if empty:
+        notes.append(f"not shown: {', '.join(empty)} (no example in the group"
+                     + ("; every forget example has a near retained neighbour)" if "F-far" in empty else ")"))
+    return notes
+
+
+def similarity_table(result, tablefmt: str = "github") -> str:
+    """The near / far / N(F) table with its notes, or the note saying why it was not computed."""
+    if not result.similarity.get("computed"):
+        return "\n".join(similarity_notes(result))
+    headers, rows = similarity_rows(result)
+    return "\n".join([tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True),
+                      *similarity_notes(result)])
