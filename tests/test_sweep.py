@@ -21,6 +21,7 @@ from unlearn_audit.probes.similar import retained_neighbours
 from unlearn_audit.probes.sweep import (
     ORIGINALS, RETRAINED, STRONGER, SweepGrid, run_similar_sweep, run_sweep, semantic_neighbours, superclasses,
 )
+from unlearn_audit.report.sweep import sweep_series
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store
 from unlearn_audit.training.loop import Accelerator
@@ -103,7 +104,7 @@ def test_the_oracle_gap_grows_with_the_number_of_copies(digits_scenario):
     assert one.caught == n_forget and three.caught == 3 * n_forget  # exact copies are always found
     assert three.removed >= 3 * n_forget
     assert all(cell.confidence[RETRAINED] < cell.confidence[ORIGINALS] + 0.5 for cell in result.cells)
-    assert result.along_copies and [x for _, x, _ in result.series()] == [[0.0, 1.0, 3.0]]
+    assert [x for _, x, _ in sweep_series(result.to_dict())] == [[0.0, 1.0, 3.0]]
 
 
 def test_natural_bands_split_the_neighbours_by_similarity(digits_scenario):
@@ -112,7 +113,7 @@ def test_natural_bands_split_the_neighbours_by_similarity(digits_scenario):
     low, high = result.cells
     assert high.removed == within[0.95].size and low.removed == within[0.9].size - within[0.95].size
     assert low.label == "similarity [0.9, 0.95)" and high.label == "similarity [0.95, 1]"
-    assert not result.along_copies and [x for _, x, _ in result.series()] == [[0.9, 0.95]]
+    assert [x for _, x, _ in sweep_series(result.to_dict())] == [[0.9, 0.95]]
 
 
 def test_the_semantic_variant_removes_the_sibling_fine_classes(paired):
@@ -125,8 +126,8 @@ def test_the_semantic_variant_removes_the_sibling_fine_classes(paired):
     print({k: round(v, 2) for k, v in cell.confidence.items()})
     assert cell.confidence[RETRAINED] > 80.0 and cell.confidence[STRONGER] < 20.0 and cell.oracle_gap > 60.0
     gaps = result.to_dict()["cells"][0]["method_gaps"]["finetune"]
-    assert gaps[RETRAINED] == pytest.approx(cell.confidence["finetune"] - cell.confidence[RETRAINED])
-    assert gaps[STRONGER] == pytest.approx(cell.confidence["finetune"] - cell.confidence[STRONGER])
+    assert gaps["standard"] == pytest.approx(cell.confidence["finetune"] - cell.confidence[RETRAINED])
+    assert gaps["influence"] == pytest.approx(cell.confidence["finetune"] - cell.confidence[STRONGER])
 
 
 def test_semantic_neighbours_follow_a_given_hierarchy(digits, paired):
@@ -178,6 +179,7 @@ def test_bench_similar_sweep_writes_the_table_json_and_figure(store, tmp_path):
     assert two_low["caught"] > two_high["caught"]  # the probe finds slightly noisy copies, misses noisier ones
     assert two_high["removed"] >= two_low["removed"] - two_low["caught"] + two_high["caught"]  # all copies left out
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [(title, x) for title, x, _ in sweep_series(data)] == [("noise σ 0.25", [0.0, 2.0]), ("noise σ 2", [0.0, 2.0])]
     for extra, message in ((["--similar-sweep", "noisy:0,2"], "need similarity levels"),
                            (["--similar-sweep", "duplicates:1"], "name the methods to sweep"),
                            (["--similar-sweep", "duplicates:1", "--methods", "finetune", "--similar", "duplicates:1"],

@@ -309,7 +309,7 @@ def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
         raise ConfigError("--report writes the comparison's HTML report; the sweep's figure is written under --out")
     out_dir = ensure_writable_dir(config.bench.out)
     result = run_similar_sweep(config, grid, params=params, progress=not quiet)
-    json_path, png_path = write_sweep(result, out_dir, config.to_dict())
+    json_path, png_path = write_sweep(result.to_dict(), out_dir, config.to_dict())
     if as_json:
         click.echo(dumps_json(result.to_dict(), default=str))
         return

@@ -7,14 +7,14 @@ potential solutions" that were not available to us (``reference/methods.md`` §1
 the direct remedy the stronger oracle implies: unlearn F ∪ N(F) instead of F.
 
 N(F) is chosen exactly as ``unlearn-audit probe`` and ``--oracle influence`` choose it, through the
-same function (:func:`~unlearn_audit.probes.similar.retained_neighbours`, input similarity): every
-retained example of a forget example's class at least ``threshold`` cosine-similar to it, exact
-copies always. The default threshold is the median similarity of held-out examples to their
-closest retained example; a method may read only its own half of the held-out set
-(``split.method_heldout``), never the audit's, so the wrapper's default threshold is that half's
-median and can differ slightly from the oracle's (exact copies are found either way). The wrapped
-method then receives a task whose forget set is F ∪ N(F) and whose retain set is R \\ N(F); its
-hyperparameters are those of the wrapped method, plus ``threshold``.
+same function (:func:`~unlearn_audit.data.similar.find_retained_neighbours`, the search behind the
+probe's ``retained_neighbours``, in input space): every retained example of a forget example's class
+at least ``threshold`` cosine-similar to it, exact copies always. The default threshold is the median
+similarity of held-out examples to their closest retained example; a method may read only its own
+half of the held-out set (``split.method_heldout``), never the audit's, so the wrapper's default
+threshold is that half's median and can differ slightly from the oracle's (exact copies are found
+either way). The wrapped method then receives a task whose forget set is F ∪ N(F) and whose retain
+set is R \\ N(F); its hyperparameters are those of the wrapped method, plus ``threshold``.
 
 Data access, stated honestly: finding N(F) reads the retain set, and the default threshold reads
 the methods' held-out half, whatever the wrapped method reads. ``expand:neggrad`` therefore reads
@@ -33,10 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlearn_audit.data.similar import find_retained_neighbours
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods.base import DataAccess, Param, TensorSet, Unlearner, UnlearningTask
-from unlearn_audit.probes.similar import retained_neighbours
-from unlearn_audit.training.loop import Accelerator
 
 PREFIX = "expand"
 XU_2026 = ("Xu et al., Forgetting Similar Samples: Can Machine Unlearning Do it Better?, arXiv 2601.06938, 2026 "
@@ -56,17 +55,16 @@ class _Examples:
 class _Parts:
     forget: np.ndarray
     retain: np.ndarray
-    audit_heldout: np.ndarray  # the name retained_neighbours reads; here the methods' own held-out half
+    audit_heldout: np.ndarray  # the name the search reads; here the methods' own held-out half
 
 
 @dataclasses.dataclass(frozen=True)
 class _TaskView:
-    """A task's tensors laid out as :func:`retained_neighbours` reads a scenario: one set of
+    """A task's tensors laid out as :func:`find_retained_neighbours` reads a scenario: one set of
     examples (forget, retain, held-out, in that order) and the positions of each part in it."""
 
     dataset: _Examples
     split: _Parts
-    accel: Accelerator
 
     @classmethod
     def of(cls, task: UnlearningTask) -> _TaskView:
@@ -74,7 +72,7 @@ class _TaskView:
         bounds = np.cumsum([0] + [len(p) for p in parts] + [0] * (3 - len(parts)))
         positions = [np.arange(bounds[i], bounds[i + 1]) for i in range(3)]
         return cls(_Examples(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts])),
-                   _Parts(*positions), task.accel)
+                   _Parts(*positions))
 
 
 class ExpandForget(Unlearner):
@@ -100,7 +98,7 @@ class ExpandForget(Unlearner):
     def expand(self, task: UnlearningTask) -> UnlearningTask:
         """``task`` with its near retained neighbours moved from the retain set to the forget set."""
         view = _TaskView.of(task)
-        found, threshold, _, _ = retained_neighbours(view, threshold=self.hp["threshold"])
+        found, threshold, _, _ = find_retained_neighbours(view, threshold=self.hp["threshold"])
         moved = np.zeros(len(task.retain), dtype=bool)
         moved[found - len(task.forget)] = True  # retain positions in the view start after the forget set
         self._found = {"neighbours": int(moved.sum()), "neighbour_threshold": threshold}

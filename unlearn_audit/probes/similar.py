@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearn_audit.data.similar import Neighbours, find_neighbours, within_same_class
+from unlearn_audit.data.similar import Neighbours, find_retained_neighbours
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.signals import SignalSet, compute_logits
@@ -155,30 +155,12 @@ def retained_neighbours(scenario: ScenarioView, *, space: str = "inputs", thresh
     check_threshold(threshold)
     if space == "features" and feature_model is None:
         raise ConfigError("similarity in feature space needs a model that never saw the forget set")
-    ds, split, accel = scenario.dataset, scenario.split, scenario.accel
-    forget, heldout, retain = split.forget, split.audit_heldout, split.retain
-    x, y = ds.x, ds.y
+    x, accel = scenario.dataset.x, scenario.accel
 
-    def embedding(idx: np.ndarray) -> torch.Tensor | None:
-        if space == "inputs":
-            return None
+    def features(idx: np.ndarray) -> torch.Tensor:
         return head_inputs(feature_model, accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
 
-    queries = np.concatenate([forget, heldout])  # one search: the retain set is embedded and hashed once
-    q, r = torch.as_tensor(queries), torch.as_tensor(retain)
-    e_q, e_r = embedding(queries), embedding(retain)
-    found = find_neighbours(x[q], y[q], x[r], y[r], e_q, e_r)
-    nb, held = found.take(np.arange(forget.size)), found.take(np.arange(forget.size, queries.size))
-    if threshold is None:
-        if np.isnan(held.similarity).all():
-            raise ConfigError("no held-out example has a retained example of its class to compare with, so "
-                              "there is no default threshold; give --threshold explicitly")
-        threshold = float(np.nanmedian(held.similarity))
-    n_f = forget.size
-    close = within_same_class((x[q] if e_q is None else e_q)[:n_f], y[q][:n_f], x[r] if e_r is None else e_r, y[r],
-                              threshold)
-    copies = retain[np.maximum(nb.index, 0)][nb.exact]
-    return np.union1d(retain[close], copies), float(threshold), nb, held
+    return find_retained_neighbours(scenario, threshold=threshold, embed=features if space == "features" else None)
 
 
 def probe_similar_samples(scenario: ScenarioView, target: nn.Module, retrained: list[nn.Module],

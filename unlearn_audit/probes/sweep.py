@@ -53,7 +53,9 @@ from tqdm.auto import tqdm
 from unlearn_audit.data.planting import GRADED, MAX_COPIES, parse_similar_spec, plant_similar
 from unlearn_audit.data.planting import KINDS as PLANTING_KINDS
 from unlearn_audit.errors import ConfigError
+from unlearn_audit.methods import get_method
 from unlearn_audit.probes.similar import STRONGER, check_threshold, retained_neighbours
+from unlearn_audit.scenario import Scenario
 from unlearn_audit.signals import SignalSet, compute_logits
 
 ORIGINALS, RETRAINED = "originals", "retrained"
@@ -185,7 +187,8 @@ class SweepCell:
         return {"copies": self.copies, "level": self.level, "label": self.label, "removed": self.removed,
                 "caught": self.caught, "oracle_gap": self.oracle_gap, "forget_confidence": self.confidence,
                 "forget_accuracy": self.forget_accuracy, "test_accuracy": self.test_accuracy,
-                "method_gaps": {m: {o: self.gap(m, o) for o in ORACLES} for m in methods}}
+                "method_gaps": {m: {"standard": self.gap(m, RETRAINED), "influence": self.gap(m, STRONGER)}
+                                for m in methods}}
 
 
 @dataclass
@@ -201,20 +204,8 @@ class SweepResult:
 
     @property
     def along_copies(self) -> bool:
-        """Whether the figure's x-axis is the number of copies (else the level)."""
+        """Whether the cells vary along the number of copies (a figure's x-axis; else the level)."""
         return len(self.grid.copies) > 1 or (self.grid.kind in PLANTED and not self.grid.levels)
-
-    def series(self) -> list[tuple[str, list[float], list[SweepCell]]]:
-        """The cells as lines to draw: (legend label, x values, cells), one line per level along
-        the number of copies, or one line along the levels."""
-        name = level_name(self.grid.kind)
-        if not self.along_copies:
-            return [("", [float(c.level) for c in self.cells], self.cells)]
-        lines = []
-        for level in self.grid.levels or (None,):
-            mine = [c for c in self.cells if c.level == level]
-            lines.append(("" if level is None else f"{name} {level:g}", [float(c.copies) for c in mine], mine))
-        return lines
 
     def rows(self) -> list[dict]:
         """One row per cell and model set, for a table."""
@@ -226,7 +217,7 @@ class SweepResult:
 
     def to_dict(self) -> dict:
         return {"grid": self.grid.spec, "kind": self.grid.kind, "level_name": level_name(self.grid.kind),
-                "methods": self.methods, "references": self.references, "seeds": self.seeds,
+                "x_axis": "copies" if self.along_copies else "level", "methods": self.methods, "references": self.references, "seeds": self.seeds,
                 "scenario": self.scenario, "cells": [c.to_dict(self.methods) for c in self.cells]}
 
 
@@ -377,21 +368,26 @@ def _measure(scenario, removed: np.ndarray, label: str, methods, references: int
 
 def run_similar_sweep(config, grid: str | SweepGrid, *, params: dict | None = None,
                       progress: bool = True) -> SweepResult:
-    """``bench --similar-sweep GRID``: the scenario of ``config``, the methods of ``bench.methods``
-    (named: each runs in every cell) with their [methods.*] and ``params`` hyperparameters, and
-    ``bench.references`` models per bank."""
-    # bench's method selection, so --methods and --param mean here what they mean there
-    from unlearn_audit.bench import select_methods, with_params
-    from unlearn_audit.scenario import Scenario
-
+    """``bench --similar-sweep GRID``: the scenario of ``config``, the methods named in
+    ``bench.methods`` (each runs in every cell) with their [methods.*] hyperparameters and
+    ``params`` ({method: {key: value}}, from ``--param``) over them, ``bench.references`` models
+    per bank. Named methods mean here what they mean to bench; ``all`` is refused (too many runs)."""
     grid = SweepGrid.parse(grid) if isinstance(grid, str) else grid
     if config.bench.oracle != "standard":
         raise ConfigError("the similarity sweep reports both oracles in every cell; drop --oracle (bench.oracle)")
-    if list(config.bench.methods) == ["all"]:
+    names = list(config.bench.methods)
+    if names == ["all"]:
         raise ConfigError("name the methods to sweep with --methods (e.g. finetune,expand:finetune): each runs in "
                           "every cell of the grid")
-    if params:
-        config = with_params(config, params)
+    params = params or {}
+    for name, values in params.items():
+        if name not in names:
+            raise ConfigError(f"--param {name}.{next(iter(values))}: method {name!r} is not swept "
+                              f"(--methods {','.join(names)}); add it to --methods or drop the parameter")
+    methods = [get_method(name, **{**config.methods.get(name, {}), **params.get(name, {})}) for name in names]
     scenario = Scenario.from_config(config, progress=progress)
-    methods, _ = select_methods(config, scenario.split.scenario)
+    for method in methods:
+        if not method.supports(scenario.split.scenario):
+            raise ConfigError(f"method {method.name!r} supports {', '.join(sorted(method.scenarios))} forgetting "
+                              f"only; this scenario is {scenario.split.scenario!r}")
     return run_sweep(scenario, grid, methods, references=config.bench.references, progress=progress)
