@@ -53,12 +53,8 @@ from unlearn_audit.signals import SignalSet
 from unlearn_audit.stats import tpr_at_fpr
 
 GROUPS = ("F-near", "F-far", "N(F)")
-#: (key, column title, format) of each group's cells, in table order.
-GROUP_METRICS = (
-    ("accuracy", "acc %", "{:.1f}"),
-    ("confidence", "conf %", "{:.1f}"),
-    ("lira_flagged", "LiRA flagged %", "{:.1f}"),
-)
+#: Each group's cells (all percentages), key → column title, in table order.
+GROUP_METRICS = {"accuracy": "acc %", "confidence": "conf %", "lira_flagged": "LiRA flagged %"}
 #: The false-positive rate (on held-out examples) at which LiRA's per-example test calls a member.
 FLAG_FPR = 0.05
 ORACLES = ("standard", "influence")
@@ -143,7 +139,8 @@ def similarity_table(signals: dict[str, list[ModelSignals]], seeds: list[int],
         for name in [REFERENCES, *signals]:
             mine = [r for r in runs if r["method"] == name and r["oracle"] == oracle]
             summary.append({"method": name, "oracle": oracle, "n": len(mine),
-                            **{g: {key: seed_summary([r[g][key] for r in mine]) for key, *_ in GROUP_METRICS}
+                            **{g: {key: seed_summary([r[g][key] for r in mine]) for key in GROUP_METRICS}
                                for g in GROUPS}})
+    # the column titles and the reference row's name travel with the numbers: reports render plain data
     return {"computed": True, "threshold": groups.threshold, "flag_fpr": FLAG_FPR, "groups": groups.sizes(),
-            "runs": runs, "summary": summary}
+            "metrics": GROUP_METRICS, "references_row": REFERENCES, "runs": runs, "summary": summary}

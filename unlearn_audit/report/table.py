@@ -6,8 +6,6 @@ import math
 
 from tabulate import tabulate
 
-from unlearn_audit.similar_table import GROUP_METRICS, GROUPS, REFERENCES
-
 
 def mean_std(cell: dict, fmt: str) -> str:
     """``mean ± std``; a group-level number (std None) alone; a missing one as an em dash."""
@@ -95,18 +93,15 @@ def bench_table(result, metrics, tablefmt: str = "github") -> str:
 _MISSING = {"mean": None, "std": None}  # a group no model has a value for
 
 
-def _shown_groups(similarity: dict) -> list[str]:
-    return [g for g in GROUPS if similarity["groups"][g]]
-
-
 def similarity_rows(result) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted rows of the near / far / N(F) table (:mod:`unlearn_audit.similar_table`):
-    one row per (method, oracle), the groups that have examples."""
+    one row per (method, oracle), the groups that have examples, every cell a percentage."""
     sim = result.similarity
-    groups = _shown_groups(sim)
-    headers = ["Method", "Oracle"] + [f"{g} {title}" for g in groups for _, title, _ in GROUP_METRICS]
-    rows = [[row["method"], row["oracle"]] + [mean_std(row[g][key] or _MISSING, fmt)
-                                              for g in groups for key, _, fmt in GROUP_METRICS]
+    groups = [g for g, n in sim["groups"].items() if n]
+    metrics = sim["metrics"]
+    headers = ["Method", "Oracle"] + [f"{g} {title}" for g in groups for title in metrics.values()]
+    rows = [[row["method"], row["oracle"]] + [mean_std(row[g][key] or _MISSING, "{:.1f}")
+                                              for g in groups for key in metrics]
             for row in sim["summary"]]
     return headers, rows
 
@@ -122,11 +117,11 @@ def similarity_notes(result) -> list[str]:
              f"always): each model against the standard oracle (references retrained without F) and the influence "
              f"oracle (without F and N(F)); methods were given F only. acc / conf: the model's own accuracy and mean "
              f"true-class probability on the group, the same in both of its rows: compare them with the oracle's "
-             f"'{REFERENCES}' row. LiRA flagged: % of the group that offline LiRA, with the oracle's references as "
+             f"'{sim['references_row']}' row. LiRA flagged: % of the group that offline LiRA, with the oracle's references as "
              f"OUT models, calls member at {100 * sim['flag_fpr']:.0f} % FPR on held-out examples "
              f"(≈ {100 * sim['flag_fpr']:.0f} = like that oracle; on N(F) the standard references trained on the "
              f"examples, so there it reads 'more confident than models trained on them')."]
-    empty = [g for g in GROUPS if not sim["groups"][g]]
+    empty = [g for g, n in sim["groups"].items() if not n]
     if empty:
         notes.append(f"not shown: {', '.join(empty)} (no example in the group"
                      + ("; every forget example has a near retained neighbour)" if "F-far" in empty else ")"))
