@@ -74,6 +74,8 @@ Steps = Callable[[Unlearner, UnlearningTask, nn.Module], int]
 
 @dataclass(frozen=True)
 class MethodSettings:
+    """One method's row (the fields are described in the module docstring)."""
+
     runs: tuple[Run, ...]
     steps: Steps
     accuracy_bound: float
