@@ -112,8 +112,11 @@ def test_a_subclass_of_a_bundled_method_needs_its_own_name():
     assert get_method("my_finetune").hp == get_method("finetune").hp and mine.name in METHODS
 
 
-def test_a_wrapper_of_a_registered_method_is_not_taken_for_a_module():
-    assert resolve_method("expand:finetune") == "expand:finetune"  # left to get_method
+def test_expand_wraps_a_method_of_ones_own_too():
+    assert resolve_method("expand:finetune") == "expand:finetune"  # not a module named expand
+    assert resolve_method(f"expand:{PLUGIN}") == "expand:uniform_forget"
+    wrapped = get_method("expand:uniform_forget", epochs=1)
+    assert wrapped.name == "expand:uniform_forget" and wrapped.hp["epochs"] == 1.0
     assert resolve_method("forgetify") == "forgetify"  # get_method says it is unknown
 
 

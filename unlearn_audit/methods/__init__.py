@@ -19,7 +19,7 @@ from unlearn_audit.methods.boundary_expanding import BoundaryExpanding
 from unlearn_audit.methods.boundary_shrink import BoundaryShrink
 from unlearn_audit.methods.cf_k import CFk
 from unlearn_audit.methods.delete import Delete
-from unlearn_audit.methods.expand import ExpandForget, expansion
+from unlearn_audit.methods.expand import PREFIX as EXPAND, ExpandForget, expansion
 from unlearn_audit.methods.eu_k import EUk
 from unlearn_audit.methods.l1_sparse import L1Sparse
 from unlearn_audit.methods.l2ul import L2UL
@@ -138,13 +138,17 @@ def register_method(cls: type[Unlearner]) -> type[Unlearner]:
 
 
 def resolve_method(name: str) -> str:
-    """The registry name ``name`` stands for: a registered name as it is; ``pkg.module:Class`` — an
-    :class:`Unlearner` subclass of your own, named as ``--arch`` names a factory — imported,
-    registered (:func:`register_method`) and its ``name``. Anything else is left to :func:`get_method`."""
+    """The name ``name`` stands for in the registry: a registered name as it is; ``pkg.module:Class``
+    — an :class:`Unlearner` subclass of your own, named as ``--arch`` names a factory — imported,
+    registered (:func:`register_method`) and its ``name``; ``expand:`` before either, kept before
+    what follows it resolves to. Anything else is left to :func:`get_method` to accept or refuse."""
     from unlearn_audit.plugins import import_class, is_plugin_spec
 
-    if name in REGISTRY or not is_plugin_spec(name) or name.partition(":")[2] in REGISTRY:
-        return name  # the last: a wrapper of a registered method (METHOD_WRAPPER:METHOD), not a module
+    prefix, sep, inner = name.partition(":")
+    if prefix == EXPAND and sep:
+        return f"{EXPAND}:{resolve_method(inner)}"
+    if name in REGISTRY or not is_plugin_spec(name):
+        return name
     return register_method(import_class(name, Unlearner, "method")).name
 
 
