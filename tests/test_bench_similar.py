@@ -13,7 +13,7 @@ from unlearn_audit.audit import ModelSignals
 from unlearn_audit.bench import INFLUENCE_RETRAIN, METRICS, BenchResult
 from unlearn_audit.config import BenchConfig, Config, DataConfig, RunConfig
 from unlearn_audit.probes.similar import probe_similar_samples
-from unlearn_audit.report.table import bench_table, similarity_table
+from unlearn_audit.report.table import bench_table, closest_to_retraining, similarity_table
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.signals import SignalSet
 from unlearn_audit.similar_table import FLAG_FPR, REFERENCES, SimilarityGroups, group_metrics
@@ -105,6 +105,8 @@ def test_table_json_and_report_carry_it(duplicates):
     page = (tmp / "report" / "index.html").read_text()
     assert "Near / far / N(F)" in page and "F-near LiRA flagged %" in page
     check_html_report(tmp / "report" / "index.html")
+    # retraining without the neighbours is a yardstick, not the method closest to retraining
+    assert closest_to_retraining(result) is None and 'class="closest"' not in page
 
 
 def test_similar_samples_give_the_table_under_the_standard_oracle_too(store, tmp_path, duplicates):

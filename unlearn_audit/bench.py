@@ -217,7 +217,8 @@ def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
                   "reference_seeds": reference_bank.seeds.tolist(),
                   "config_source": config.source},
         methods=[m.describe() | {"data_access": m.access().value, "params": m.hp} for m in methods]
-        + ([{"name": INFLUENCE_RETRAIN, "data_access": "retain-only (without the neighbours)"}] if oracle else []),
+        + ([{"name": INFLUENCE_RETRAIN, "data_access": "retain-only (without the neighbours)", "yardstick": True}]
+           if oracle else []),
         runs=runs,
         summary=summarise(runs, groups, names),
         skipped=skipped,

@@ -60,10 +60,11 @@ def table_notes(result, metrics) -> list[str]:
 
 def closest_to_retraining(result) -> str | None:
     """The unlearning method with the smallest mean Gap (SalUn's average gap to the retrained
-    references), or None when no method has one. ``original`` and ``retrain`` are the yardsticks,
-    not candidates."""
+    references), or None when no method has one. ``original``, ``retrain`` and rows the bench marks
+    as yardsticks (retraining without F's neighbours too) are not candidates."""
+    yardsticks = {"original", "retrain"} | {m["name"] for m in result.methods if m.get("yardstick")}
     gaps = {row["method"]: row["gap"]["mean"] for row in result.summary
-            if row["method"] not in ("original", "retrain") and row.get("gap")}
+            if row["method"] not in yardsticks and row.get("gap")}
     gaps = {name: gap for name, gap in gaps.items() if gap is not None and not math.isnan(gap)}
     return min(gaps, key=gaps.get) if gaps else None
 
