@@ -31,9 +31,11 @@ from unlearn_audit.methods import get_method, resolve_method
 from unlearn_audit.models.checkpoint import save_checkpoint
 from unlearn_audit.probes import probe_similar_samples
 from unlearn_audit.probes.similar import check_threshold
+from unlearn_audit.probes.sweep import SweepResult, run_similar_sweep
 from unlearn_audit.data.split_file import export_split as export_split_file
 from unlearn_audit.imported import import_references as import_checked_references
 from unlearn_audit.report.html import write_bench_report
+from unlearn_audit.report.sweep import write_sweep
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.results import (
     BankBuild, ProbeReport, ReferenceImport, SplitExport, StoredBank, TrainResult, UnlearnResult, VerifyReport,
@@ -160,6 +162,18 @@ def bench(config: Config, *, params: dict | None = None, progress: bool = True,
     if report_dir is not None:
         write_bench_report(result, METRICS, report_dir)
     return result, path
+
+
+def similar_sweep(config: Config, grid: str, *, params: dict | None = None,
+                  progress: bool = True) -> tuple[SweepResult, Path, Path]:
+    """The graded-similarity sweep (:mod:`unlearn_audit.probes.sweep`) over ``grid`` with the methods
+    of ``bench.methods``; writes ``sweep.json`` and ``sweep.png`` under ``config.bench.out`` and
+    returns the result and the paths of both."""
+    config, params, _ = _with_plugin_methods(config, params)
+    out_dir = ensure_writable_dir(config.bench.out)
+    result = run_similar_sweep(config, grid, params=params, progress=progress)
+    json_path, png_path = write_sweep(result.to_dict(), out_dir, config.to_dict())
+    return result, json_path, png_path
 
 
 def probe_similar(config: Config, model_path: str | Path, *, space: str = "inputs", threshold: float | None = None,

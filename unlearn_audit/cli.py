@@ -299,17 +299,13 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, swe
 
 
 def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
-    """``bench --similar-sweep GRID``: run the sweep, write its JSON and figure, print its table."""
-    from unlearn_audit._io import ensure_writable_dir
+    """``bench --similar-sweep GRID``: run the sweep (it writes its JSON and figure), print its table."""
+    from unlearn_audit import api
     from unlearn_audit.errors import ConfigError
-    from unlearn_audit.probes.sweep import run_similar_sweep
-    from unlearn_audit.report.sweep import write_sweep
 
     if report_dir is not None:
         raise ConfigError("--report writes the comparison's HTML report; the sweep's figure is written under --out")
-    out_dir = ensure_writable_dir(config.bench.out)
-    result = run_similar_sweep(config, grid, params=params, progress=not quiet)
-    json_path, png_path = write_sweep(result.to_dict(), out_dir, config.to_dict())
+    result, json_path, png_path = api.similar_sweep(config, grid, params=params, progress=not quiet)
     if as_json:
         click.echo(dumps_json(result.to_dict(), default=str))
         return
