@@ -274,9 +274,11 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, swe
 
     Each method is applied to the same K original models and audited against K retrained reference
     models: UA/RA/TA, MIA-Efficacy, the average gap to retraining, loss-threshold and offline-LiRA
-    attacks on forget vs held-out examples (AUC, TPR at 1% FPR), U-LiRA balanced accuracy and the
-    NeurIPS 2023 epsilon forget score, as mean ± std over seeds with each method's run time.
-    results.json is written under --out.
+    attacks on forget vs held-out examples (AUC, TPR at 1% FPR), ReGUn's RMIA AUC, U-LiRA balanced
+    accuracy and the NeurIPS 2023 epsilon forget score, as mean ± std over seeds with each method's
+    run time. With --oracle influence or --similar, a second table gives every method's accuracy,
+    confidence and per-example LiRA on the forget examples near / far from a retained example and
+    on those neighbours, against both oracles. results.json is written under --out.
     """
     from unlearn_audit import api
     from unlearn_audit.bench import METRICS

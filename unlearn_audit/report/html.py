@@ -1,5 +1,6 @@
-"""Self-contained HTML reports: ``bench`` (the table, log-log ROC curves with confidence bands) and
-``verify`` (the verdict, each part against the retrained references).
+"""Self-contained HTML reports: ``bench`` (the table, the near / far / N(F) table or the note why
+there is none, log-log ROC curves with confidence bands) and ``verify`` (the verdict, each part
+against the retrained references).
 
 Each report is a folder: ``index.html`` with its figures embedded (it can be mailed or attached
 alone) and the same figures as PNG files beside it (the embedded image links to its file, for
