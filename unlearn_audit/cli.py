@@ -316,7 +316,7 @@ def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
           lambda r: [r["copies"], "—" if r["level"] is None else f"{r['level']:g}", r["cell"], r["removed"],
                      "—" if r["caught"] is None else r["caught"], r["models"], f"{r['forget_confidence']:.2f}",
                      f"{r['forget_accuracy']:.1f}", f"{r['test_accuracy']:.1f}", f"{r['gap_standard']:+.2f}",
-                     f"{r['gap_influence']:+.2f}"])
+                     f"{r['gap_influence']:+.2f}"], disable_numparse=True)
     click.echo(f"results written to {json_path}; figure {png_path}")
 
 
