@@ -14,6 +14,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export UNLEARN_AUDIT_STORE="${TMPDIR:-/tmp}/unlearn-audit-store"
 out="${OUT:-${TMPDIR:-/tmp}/unlearn-audit-device}"
 mkdir -p "$out"
+export UNLEARN_AUDIT_RESULTS_DIR="$out/results"  # the benchmark scripts record their tables here, so they come back
 py=python3
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep its output in $out/NAME.log

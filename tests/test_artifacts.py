@@ -73,7 +73,7 @@ def test_results_json_of_bench_is_strict(tmp_path, monkeypatch):
 
     monkeypatch.setattr(api, "run_bench", lambda *_a, **_k: _fake_bench_result())
     config = dataclasses.replace(Config(), bench=BenchConfig(out=str(tmp_path / "out")))
-    _, path = api.bench(config, progress=False)
+    path = api.bench(config, progress=False).results_path
     data = _strict_loads(path.read_text())
     assert data["summary"][0]["seconds"] == {"mean": None, "sd": None}
     assert data["runs"][1]["seconds"] == 1.0 and data["lira_scores"]["original"]["forget"] == [0.1, None]

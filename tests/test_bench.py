@@ -21,7 +21,8 @@ def bench_run(tmp_path_factory):
         run=RunConfig(device="cpu", store=str(tmp / "store")),
         bench=BenchConfig(methods=("retrain", "finetune"), references=3, out=str(tmp / "out")),
     )
-    result, path = api.bench(config, progress=False, report_dir=tmp / "report")
+    run = api.bench(config, progress=False, report_dir=tmp / "report")
+    result, path = run.result, run.results_path
     return result, path, tmp
 
 

@@ -36,7 +36,8 @@ def duplicates(store, tmp_path_factory):
     """duplicates:2 (two exact copies of every forget example stay retained), --oracle influence."""
     tmp = tmp_path_factory.mktemp("duplicates")
     config = _config(store, tmp / "out", similar="duplicates:2", oracle="influence")
-    result, path = api.bench(config, progress=False, report_dir=tmp / "report")
+    run = api.bench(config, progress=False, report_dir=tmp / "report")
+    result, path = run.result, run.results_path
     return config, result, path, tmp
 
 
@@ -110,7 +111,7 @@ def test_table_json_and_report_carry_it(duplicates):
 
 
 def test_similar_samples_give_the_table_under_the_standard_oracle_too(store, tmp_path, duplicates):
-    result, _ = api.bench(_config(store, tmp_path, similar="duplicates:2"), progress=False)
+    result = api.bench(_config(store, tmp_path, similar="duplicates:2"), progress=False).result
     assert result.references["oracle"]["kind"] == "standard"
     assert {(r["method"], r["oracle"]) for r in result.similarity["summary"]} == \
         {(name, oracle) for name in (REFERENCES, "original", "retrain") for oracle in ("standard", "influence")}
@@ -119,7 +120,8 @@ def test_similar_samples_give_the_table_under_the_standard_oracle_too(store, tmp
 @pytest.fixture(scope="module")
 def random_forgetting(store, tmp_path_factory):
     """The default digits scenario (a random 10 %): the originals memorise their forget set."""
-    result, path = api.bench(_config(store, tmp_path_factory.mktemp("random") / "out"), progress=False)
+    run = api.bench(_config(store, tmp_path_factory.mktemp("random") / "out"), progress=False)
+    result, path = run.result, run.results_path
     return result, path
 
 

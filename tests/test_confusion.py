@@ -60,7 +60,7 @@ def test_retraining_removes_the_planted_confusion_that_the_originals_show(tmp_pa
         Config(data=DataConfig(forget="confusion:3,8:0.5")),
         run=RunConfig(device="cpu", store=str(tmp_path / "store")),
         bench=BenchConfig(methods=("retrain",), references=2, out=str(tmp_path / "out")))
-    result, _ = api.bench(config, progress=False)
+    result = api.bench(config, progress=False).result
     rows = {r["method"]: r for r in result.summary}
     print({name: round(row["IC"]["mean"], 1) for name, row in rows.items()})
     assert rows["original"]["IC"]["mean"] > rows["retrain"]["IC"]["mean"] + 15.0

@@ -144,3 +144,20 @@ def test_bench_reports_the_utility_expand_costs(duplicated, tmp_path):
     assert described["expand:finetune"]["data_access"] == "forget+retain+heldout"
     moved = [run["details"]["neighbours"] for run in result.runs if run["method"] == "expand:finetune"]
     assert len(moved) == 2 and min(moved) >= 2 * duplicated.split.forget.size
+
+
+def test_bench_params_and_method_sections_accept_expanded_names(tmp_path):
+    """``--param expand:finetune.lr=…`` and ``[methods."expand:finetune"]`` reach the wrapper; a typo
+    in either is refused with the method list, not silently dropped."""
+    from unlearn_audit.bench import with_params
+    from unlearn_audit.config import config_from_dict
+
+    config = Config(bench=BenchConfig(methods=("finetune", "expand:finetune")))
+    merged = with_params(config, {"expand:finetune": {"lr": 0.1}})
+    assert merged.methods["expand:finetune"] == {"lr": 0.1}
+    with pytest.raises(ConfigError, match="unknown method 'expand:finetun'|unknown method 'finetun'"):
+        with_params(config, {"expand:finetun": {"lr": 0.1}})
+    parsed = config_from_dict({"methods": {"expand:finetune": {"threshold": 0.9}}}, "test.toml")
+    assert parsed.methods == {"expand:finetune": {"threshold": 0.9}}
+    with pytest.raises(ConfigError, match="threshold"):
+        config_from_dict({"methods": {"expand:finetune": {"threshold": 2.0}}}, "test.toml")

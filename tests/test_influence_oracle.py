@@ -69,7 +69,7 @@ def test_bench_prints_both_oracles_rows(store, tmp_path):
 
     config = Config(data=DataConfig(similar="duplicates:2"), run=RunConfig(device="cpu", store=store),
                     bench=BenchConfig(methods=("retrain",), references=2, out=str(tmp_path / "b"), oracle="influence"))
-    result, _ = api.bench(config, progress=False)
+    result = api.bench(config, progress=False).result
     rows = {row["method"]: row for row in result.summary}
     assert rows["retrain"]["UA"]["mean"] <= 1.0 and rows[INFLUENCE_RETRAIN]["UA"]["mean"] >= 2.0
     assert result.references["oracle"]["kind"] == "influence"

@@ -5,12 +5,11 @@ done from Python the same way::
 
     from unlearn_audit import api
     from unlearn_audit.config import load_config
-    result, path = api.bench(load_config("examples/digits.toml"))
+    run = api.bench(load_config("examples/digits.toml"))
     report = api.verify(load_config(None), "unlearned.pt")
     report.verdict.verdict, report.verdict.power, report.exit_code
 
-The results (:mod:`unlearn_audit.results`, and :class:`~unlearn_audit.bench.BenchResult`) have typed
-fields; ``to_dict()`` is their JSON form, what ``--json`` prints and the report files hold. Methods
+The results (:mod:`unlearn_audit.results`) have typed fields; ``to_dict()`` is their JSON form, what ``--json`` prints and the report files hold. Methods
 may be named as registered (``"finetune"``) or, for a method of your own, as ``"pkg.module:Class"``
 (:func:`unlearn_audit.methods.resolve_method`). Errors are :class:`~unlearn_audit.errors.UnlearnAuditError`
 s that are also standard exceptions: a bad setting is a ``ValueError``, a full disk an ``OSError``.
@@ -24,21 +23,22 @@ from pathlib import Path
 
 from unlearn_audit._io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from unlearn_audit.bank import build_bank, list_banks
-from unlearn_audit.bench import METRICS, BenchResult, evaluate, run_bench, with_params
+from unlearn_audit.bench import METRICS, evaluate, run_bench, with_params
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods import get_method, resolve_method
 from unlearn_audit.models.checkpoint import save_checkpoint
 from unlearn_audit.probes import probe_similar_samples
 from unlearn_audit.probes.similar import check_threshold
-from unlearn_audit.probes.sweep import SweepResult, run_similar_sweep
+from unlearn_audit.probes.sweep import run_similar_sweep
 from unlearn_audit.data.split_file import export_split as export_split_file
 from unlearn_audit.imported import import_references as import_checked_references
 from unlearn_audit.report.html import write_bench_report
 from unlearn_audit.report.sweep import write_sweep
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.results import (
-    BankBuild, ProbeReport, ReferenceImport, SplitExport, StoredBank, TrainResult, UnlearnResult, VerifyReport,
+    BankBuild, BenchRun, ProbeReport, ReferenceImport, SplitExport, StoredBank, SweepRun, TrainResult, UnlearnResult,
+    VerifyReport,
 )
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.store import Store, default_store_root
@@ -144,10 +144,9 @@ def list_references(store_root: str | Path | None) -> list[StoredBank]:
 
 
 def bench(config: Config, *, params: dict | None = None, progress: bool = True,
-          report_dir: str | Path | None = None) -> tuple[BenchResult, Path]:
+          report_dir: str | Path | None = None) -> BenchRun:
     """Run the method comparison, write ``results.json`` under ``config.bench.out`` and, when
-    ``report_dir`` is given, an HTML report there; returns the result and the path of
-    ``results.json``. ``params`` ({method: {key: value}}) override the configured hyperparameters of
+    ``report_dir`` is given, an HTML report there; returns the result with the paths written. ``params`` ({method: {key: value}}) override the configured hyperparameters of
     methods this run applies. Methods of your own (``pkg.module:Class`` in ``bench.methods``) run
     under their registered names; ``results.json`` records where each came from (``plugins``)."""
     config, params, plugins = _with_plugin_methods(config, params)
@@ -161,19 +160,19 @@ def bench(config: Config, *, params: dict | None = None, progress: bool = True,
                                                         **({"plugins": plugins} if plugins else {})})
     if report_dir is not None:
         write_bench_report(result, METRICS, report_dir)
-    return result, path
+    return BenchRun(result, Path(path), None if report_dir is None else Path(report_dir))
 
 
 def similar_sweep(config: Config, grid: str, *, params: dict | None = None,
-                  progress: bool = True) -> tuple[SweepResult, Path, Path]:
+                  progress: bool = True) -> SweepRun:
     """The graded-similarity sweep (:mod:`unlearn_audit.probes.sweep`) over ``grid`` with the methods
     of ``bench.methods``; writes ``sweep.json`` and ``sweep.png`` under ``config.bench.out`` and
-    returns the result and the paths of both."""
+    returns the result with the paths of both."""
     config, params, _ = _with_plugin_methods(config, params)
     out_dir = ensure_writable_dir(config.bench.out)
     result = run_similar_sweep(config, grid, params=params, progress=progress)
     json_path, png_path = write_sweep(result.to_dict(), out_dir, config.to_dict())
-    return result, json_path, png_path
+    return SweepRun(result, Path(json_path), Path(png_path))
 
 
 def probe_similar(config: Config, model_path: str | Path, *, space: str = "inputs", threshold: float | None = None,

@@ -29,7 +29,7 @@ from unlearn_audit.audit import (
 )
 from unlearn_audit.config import Config
 from unlearn_audit.errors import ConfigError
-from unlearn_audit.methods import REGISTRY, Unlearner, get_method
+from unlearn_audit.methods import REGISTRY, Unlearner, get_method, method_class
 from unlearn_audit.probes.similar import influence_oracle
 from unlearn_audit.scenario import Scenario
 from unlearn_audit.similar_table import SimilarityGroups, not_computed, similarity_table
@@ -78,8 +78,7 @@ def with_params(config: Config, params: dict[str, dict]) -> Config:
     run = list(REGISTRY) if list(config.bench.methods) == ["all"] else list(config.bench.methods)
     merged = {name: dict(values) for name, values in config.methods.items()}
     for name, values in params.items():
-        if name not in REGISTRY:
-            raise ConfigError(f"--param {name}.…: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
+        method_class(name)  # an unknown name is refused with the list of methods (expand:METHOD included)
         if name not in run:
             raise ConfigError(f"--param {name}.{next(iter(values))}: method {name!r} is not run "
                               f"(--methods {','.join(run)}); add it to --methods or drop the parameter")
@@ -98,8 +97,7 @@ def select_methods(config: Config, scenario_kind: str) -> tuple[list[Unlearner],
     if not explicit:
         names = list(REGISTRY)
     for name in config.methods:
-        if name not in REGISTRY:
-            raise ConfigError(f"[methods.{name}]: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
+        method_class(name)  # an unknown name is refused with the list of methods (expand:METHOD included)
     chosen, skipped = [], []
     for name in names:
         method = get_method(name, **config.methods.get(name, {}))
@@ -142,8 +140,6 @@ INFLUENCE_RETRAIN = "retrain (influence)"
 
 
 def run_bench(config: Config, *, progress: bool = True) -> BenchResult:
-    if config.bench.references < 1:
-        raise ConfigError(f"bench.references must be >= 1, got {config.bench.references}")
     scenario = Scenario.from_config(config, progress=progress)
     methods, skipped = select_methods(config, scenario.split.scenario)
     if not methods:

@@ -37,20 +37,22 @@ def _scenario_options(fn):
         click.option("--config", "config_path", type=click.Path(dir_okay=False),
                      help="Scenario TOML file (see examples/). Default: the embedded digits scenario."),
         click.option("--dataset", help="Dataset: digits, mnist, fashion-mnist, cifar10, cifar100, cifar20, "
-                                       "svhn, npz:PATH, folder:PATH or your own pkg.module:factory (see the "
-                                       "README). Overrides data.dataset."),
+                                       "svhn, npz:PATH, folder:PATH or your own pkg.module:factory (see "
+                                       "docs/verify.md). Overrides data.dataset."),
         click.option("--data-root", type=click.Path(file_okay=False),
                      help="Where torchvision datasets are (or are downloaded to). Overrides data.data_root."),
         click.option("--download", is_flag=True, default=None,
                      help="Allow downloading a torchvision dataset that is not under --data-root."),
-        click.option("--forget", help="Forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
+        click.option("--forget", help="Forget spec: random:FRACTION, class:NAME_OR_ID, class-fraction:NAME_OR_ID:FRACTION "
+                                      "(that fraction of one class), subclass:NAME, "
                                       "indices:FILE (pool positions), dataset-indices:FILE, "
                                       "memorization:low|mid|high:FRACTION (from the least, middling or most "
                                       "memorized third of the pool, scored by a shadow bank) or confusion:A,B:FRACTION "
                                       "(that fraction of classes A and B, trained with the labels swapped). "
                                       "Overrides data.forget."),
         click.option("--similar", help="Plant copies of every forget example among the retained examples: "
-                                       "duplicates:K (exact) or augmented:K (shifted, intensity-jittered); "
+                                       "duplicates:K (exact), augmented:K (shifted, intensity-jittered), shifted:K:PIXELS, "
+                                       "noisy:K:SIGMA or blend:K:WEIGHT; "
                                        "none (default) plants nothing. Overrides data.similar."),
         click.option("--split", type=click.Path(dir_okay=False),
                      help="A split file (JSON: train and test index lists, optionally forget and heldout; or what "
@@ -58,8 +60,8 @@ def _scenario_options(fn):
         click.option("--arch", help="Architecture: mlp, cnn, resnet18, … or pkg.module:factory. Overrides train.arch."),
         click.option("--epochs", type=int, help="Training epochs of original and reference models. Overrides train.epochs."),
         click.option("--trainer", help="Your own training function pkg.module:fit, called as fit(model, dataset, "
-                                       "indices, *, seed, device) for originals, references and `retrain` (see the "
-                                       "README). Overrides train.trainer."),
+                                       "indices, *, seed, device) for originals, references and `retrain` (see "
+                                       "docs/verify.md). Overrides train.trainer."),
         click.option("--seed", type=int, help="Base seed of models and methods. Overrides run.seed."),
         click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N. Overrides run.device."),
         click.option("--store", type=click.Path(file_okay=False),
@@ -288,16 +290,15 @@ def bench(config_path, methods, references, params, oracle, out, report_dir, swe
     if sweep_grid is not None:
         _similar_sweep(config, sweep_grid, _parse_params(params), report_dir, as_json, quiet)
         return
-    result, path = api.bench(config, params=_parse_params(params), progress=not quiet,
-                             report_dir=report_dir)
+    run = api.bench(config, params=_parse_params(params), progress=not quiet, report_dir=report_dir)
     if as_json:
-        click.echo(dumps_json(result.to_dict(), default=str))
+        click.echo(dumps_json(run.to_dict(), default=str))
     else:
-        click.echo(bench_table(result, METRICS))
-        click.echo("\n" + similarity_table(result))
-        click.echo(f"results written to {path}")
-        if report_dir:
-            click.echo(f"report written to {report_dir}/index.html")
+        click.echo(bench_table(run.result, METRICS))
+        click.echo("\n" + similarity_table(run.result))
+        click.echo(f"results written to {run.results_path}")
+        if run.report_dir:
+            click.echo(f"report written to {run.report_dir}/index.html")
 
 
 def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
@@ -307,17 +308,17 @@ def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
 
     if report_dir is not None:
         raise ConfigError("--report writes the comparison's HTML report; the sweep's figure is written under --out")
-    result, json_path, png_path = api.similar_sweep(config, grid, params=params, progress=not quiet)
+    run = api.similar_sweep(config, grid, params=params, progress=not quiet)
     if as_json:
-        click.echo(dumps_json(result.to_dict(), default=str))
+        click.echo(dumps_json(run.to_dict(), default=str))
         return
-    _emit(result.rows(), False, ["K", "level", "cell", "removed", "caught", "models", "forget conf %",
+    _emit(run.result.rows(), False, ["K", "level", "cell", "removed", "caught", "models", "forget conf %",
                                  "forget acc %", "test acc %", "- retrained", "- w/o neighbours"],
           lambda r: [r["copies"], "—" if r["level"] is None else f"{r['level']:g}", r["cell"], r["removed"],
                      "—" if r["caught"] is None else r["caught"], r["models"], f"{r['forget_confidence']:.2f}",
                      f"{r['forget_accuracy']:.1f}", f"{r['test_accuracy']:.1f}", f"{r['gap_standard']:+.2f}",
                      f"{r['gap_influence']:+.2f}"], disable_numparse=True)
-    click.echo(f"results written to {json_path}; figure {png_path}")
+    click.echo(f"results written to {run.json_path}; figure {run.png_path}")
 
 
 @main.command()

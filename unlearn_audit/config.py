@@ -211,15 +211,17 @@ def config_from_dict(raw: dict, source: str) -> Config:
             raise ConfigError(f"{section} in {source} must be a table ([{section}])")
     data = _build("data", DataConfig, raw.get("data", {}))
     methods = raw.get("methods", {})
-    from unlearn_audit.methods import REGISTRY, resolve_method  # the registry imports torch; configs without methods need not
+    from unlearn_audit.methods import method_class, resolve_method  # the registry imports torch; configs without methods need not
 
     for name, params in methods.items():
         if not isinstance(params, dict):
             raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
         registered = resolve_method(name)  # a method of the user's own, [methods."pkg.module:Class"], joins here
-        if registered not in REGISTRY:
-            raise ConfigError(f"[methods.{name}] in {source}: unknown method {name!r}; choose from {', '.join(REGISTRY)}")
-        validate(REGISTRY[registered].params, params, f"method {registered!r}")  # each value now, not when it runs
+        try:
+            method = method_class(registered)
+        except ConfigError as err:
+            raise ConfigError(f"[methods.{name}] in {source}: {err}") from None
+        validate(method.params, params, f"method {registered!r}")  # each value now, not when it runs
     return Config(
         data=data,
         train=_recipe(raw.get("train", {}), data.dataset),

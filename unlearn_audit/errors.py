@@ -1,7 +1,7 @@
 """User-facing errors.
 
 Every exception defined here is caught by the CLI and printed as one line on stderr. Messages say
-what is wrong *and* how to fix it. Exit codes (documented in the README):
+what is wrong *and* how to fix it. Exit codes (documented in docs/commands.md):
 
 * 2 — bad input or usage (every :class:`UnlearnAuditError` but the two below);
 * 4 — the machine cannot do what was asked (:class:`EnvironmentProblem`: disk full, a read-only or

@@ -3,7 +3,8 @@
 Fields are typed for Python callers (``report.verdict.power``, ``result.after["TA"]``); each
 class's :meth:`to_dict` is the JSON form the CLI prints with ``--json`` and writes to files — the
 same keys, in the same order, as the dicts these functions returned before they were typed. The
-method comparison's result is :class:`unlearn_audit.bench.BenchResult`.
+method comparison (:class:`BenchRun`) and the similarity sweep (:class:`SweepRun`) wrap the results
+their modules produce with the paths of the files written.
 
 Plain data only: this module imports neither torch nor the code that produces the results.
 """
@@ -17,7 +18,11 @@ from typing import TYPE_CHECKING
 from unlearn_audit.verify import Verdict
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from unlearn_audit.bench import BenchResult
     from unlearn_audit.probes.similar import SimilarSampleProbe
+    from unlearn_audit.probes.sweep import SweepResult
 
 
 class _JSONForm:
@@ -128,6 +133,31 @@ class StoredBank(_JSONForm):
     bytes: int
     key: str
     recipe: str | None
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """The method comparison (``bench``): its result, and where ``results.json`` and the HTML report
+    (when asked for) were written."""
+
+    result: BenchResult
+    results_path: Path
+    report_dir: Path | None = None
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """The graded-similarity sweep (``bench --similar-sweep``): its result, ``sweep.json`` and the figure."""
+
+    result: SweepResult
+    json_path: Path
+    png_path: Path
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
 
 
 @dataclass(frozen=True)

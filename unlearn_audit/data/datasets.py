@@ -235,7 +235,7 @@ def _svhn(root: Path, download: bool) -> Dataset:
 
 
 # CIFAR-100 fine label -> coarse (superclass) label, in CIFAR-100's own label order.
-_CIFAR100_COARSE = np.array([
+CIFAR100_COARSE = np.array([
     4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15,
     3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4,
     2, 0, 17, 4, 18, 17, 10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
@@ -259,8 +259,8 @@ def _cifar20(root: Path, download: bool) -> Dataset:
         "cifar20", base, download, lambda tr: tvd.CIFAR100(str(base), train=tr, download=download)
     )
     fine = np.concatenate([train.targets, test.targets]).astype(np.int64)
-    coarse_train = _CIFAR100_COARSE[np.asarray(train.targets)]
-    coarse_test = _CIFAR100_COARSE[np.asarray(test.targets)]
+    coarse_train = CIFAR100_COARSE[np.asarray(train.targets)]
+    coarse_test = CIFAR100_COARSE[np.asarray(test.targets)]
     return _stack_vision(
         "cifar20", _CIFAR20_NAMES, train.data, coarse_train, test.data, coarse_test,
         fine=fine, fine_names=tuple(train.classes),

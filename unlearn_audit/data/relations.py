@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_audit._io import file_problem
-from unlearn_audit.data.datasets import _CIFAR100_COARSE
+from unlearn_audit.data.datasets import CIFAR100_COARSE
 from unlearn_audit.errors import ConfigError
 
 CIFAR100_SUPERCLASSES = "cifar100-superclasses"
@@ -44,7 +44,7 @@ _LAYOUT = ("a K x K table of numbers in [0, 1], symmetric, one row and one colum
 
 def cifar100_superclass_of() -> np.ndarray:
     """CIFAR-100's fine class id -> coarse (superclass) id, 100 entries in 0 .. 19, 5 fine per coarse."""
-    return _CIFAR100_COARSE.copy()
+    return CIFAR100_COARSE.copy()
 
 
 def relations_from_groups(groups: np.ndarray) -> np.ndarray:

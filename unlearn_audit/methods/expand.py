@@ -36,6 +36,7 @@ from torch import nn
 from unlearn_audit.data.similar import find_retained_neighbours
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.methods.base import DataAccess, Param, TensorSet, Unlearner, UnlearningTask
+from unlearn_audit.params import describe_all
 
 PREFIX = "expand"
 XU_2026 = ("Xu et al., Forgetting Similar Samples: Can Machine Unlearning Do it Better?, arXiv 2601.06938, 2026 "
@@ -121,7 +122,7 @@ class ExpandForget(Unlearner):
         return {"name": f"{PREFIX}:METHOD", "title": "Any method above, unlearning F and its near retained neighbours",
                 "data_access": "the method's + retain (+ heldout for the default threshold)",
                 "scenarios": ["as METHOD"], "spec": cls.spec_status, "citation": XU_2026,
-                "defaults": {"threshold": THRESHOLD.default}}
+                "defaults": {"threshold": THRESHOLD.default}, "params": describe_all({"threshold": THRESHOLD})}
 
 
 @functools.cache

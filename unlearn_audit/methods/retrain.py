@@ -2,7 +2,8 @@
 
 Reference: the retrain baseline of every unlearning benchmark (e.g. Jia et al., "Model Sparsity Can
 Simplify Machine Unlearning", NeurIPS 2023, ``unlearn/retrain.py``: the normal training loop on the
-retain loader). Spec status: confirmed.
+retain loader). Spec status: confirmed. Test accuracy stays within 10 points of the original's on
+digits random forgetting (a model trained on 90 % of the pool).
 """
 
 from __future__ import annotations

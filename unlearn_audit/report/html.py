@@ -78,7 +78,7 @@ def _table(headers: list[str], rows: list[list], *, left: int = 1, row_classes: 
             + "\n".join(lines) + "\n</tbody></table></div>")
 
 
-def _save_figure(fig, path: Path) -> bytes:
+def save_figure(fig, path: Path) -> bytes:
     """Write ``fig`` as PNG to ``path`` (atomically) and return the bytes (to embed them)."""
     import matplotlib.pyplot as plt
 
@@ -154,7 +154,7 @@ def _similarity_section(result) -> str:
 def write_bench_report(result, metrics, out_dir: str | Path) -> Path:
     """Write ``index.html`` and ``roc.png`` under ``out_dir``; returns the HTML path."""
     out_dir = ensure_writable_dir(out_dir)
-    png = _save_figure(roc_figure(result.scores, "Offline LiRA, forget vs held-out (95 % CI bands)"),
+    png = save_figure(roc_figure(result.scores, "Offline LiRA, forget vs held-out (95 % CI bands)"),
                        out_dir / "roc.png")
     sc = result.scenario
     split = sc["split"]
@@ -245,7 +245,7 @@ def write_verify_report(info: dict, out_dir: str | Path) -> Path:
     out_dir = ensure_writable_dir(out_dir)
     v, sc, refs = info["verdict"], info["scenario"], info["references"]
     u = v["utility"]
-    png = _save_figure(verify_figure(v["parts"]), out_dir / "parts.png")
+    png = save_figure(verify_figure(v["parts"]), out_dir / "parts.png")
     esc = html.escape
     # the result next to the part's name: in a narrow window the table scrolls, and it must not hide
     part_rows = [[_PART_TITLES.get(n, n), f"FAIL ({_DIRECTIONS[p['direction']]})" if p["failed"] else "ok",

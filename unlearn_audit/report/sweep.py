@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unlearn_audit._io import atomic_write_json
-from unlearn_audit.report.html import _save_figure, curve_styles
+from unlearn_audit.report.html import save_figure, curve_styles
 
 
 def sweep_series(sweep: dict) -> list[tuple[str, list[float], list[dict]]]:
@@ -66,5 +66,5 @@ def write_sweep(sweep: dict, out_dir: str | Path, config: dict | None = None) ->
     out_dir = Path(out_dir)
     json_path = atomic_write_json(out_dir / "sweep.json", sweep | ({"config": config} if config is not None else {}))
     png_path = out_dir / "sweep.png"
-    _save_figure(sweep_figure(sweep), png_path)
+    save_figure(sweep_figure(sweep), png_path)
     return json_path, png_path
