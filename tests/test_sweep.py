@@ -188,3 +188,20 @@ def test_bench_similar_sweep_writes_the_table_json_and_figure(store, tmp_path):
                             "--report writes")):
         bad = CliRunner().invoke(main, [*common, *extra])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_cifar100_forgetting_one_class_finds_its_four_superclass_siblings():
+    """On cifar100 (fine labels are the labels) the semantic variant uses CIFAR-100's own superclasses:
+    forgetting 'apple' (0) leaves out mushroom, orange, pear and sweet pepper (51, 53, 57, 83)."""
+    from types import SimpleNamespace
+
+    from unlearn_audit.data.datasets import Dataset
+
+    y = torch.arange(100).repeat(3)
+    dataset = Dataset("cifar100", torch.zeros(300, 1), y, tuple(str(i) for i in range(100)), (0.0,), (1.0,))
+    labels = y.numpy()
+    split = SimpleNamespace(forget=np.flatnonzero(labels == 0), retain=np.flatnonzero(labels != 0),
+                            forget_spec="class:0")
+    siblings = semantic_neighbours(dataset, split)
+    assert [sorted(set(labels[s])) for s in siblings] == [[51], [53], [57], [83]]
+    assert all(s.size == 3 for s in siblings)

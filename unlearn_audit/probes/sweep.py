@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from unlearn_audit.data.datasets import CIFAR100_COARSE
 from unlearn_audit.data.planting import GRADED, MAX_COPIES, parse_similar_spec, plant_similar
 from unlearn_audit.data.planting import KINDS as PLANTING_KINDS
 from unlearn_audit.errors import ConfigError
@@ -302,8 +303,10 @@ def semantic_neighbours(dataset, split, coarse_of: np.ndarray | None = None) -> 
 
     Fine classes are ``dataset.fine_labels`` (or the labels, for a dataset without them);
     ``coarse_of[f]`` is fine class f's superclass — by default read off a dataset whose labels are
-    the superclasses of its fine labels (cifar20)."""
+    the superclasses of its fine labels (cifar20), or CIFAR-100's own 20 superclasses for cifar100."""
     fine = dataset.fine_labels if dataset.fine_labels is not None else dataset.y.numpy()
+    if coarse_of is None and dataset.fine_labels is None and dataset.name == "cifar100":
+        coarse_of = CIFAR100_COARSE
     if coarse_of is None:
         if dataset.fine_labels is None:
             raise ConfigError(f"dataset {dataset.name!r} has no label hierarchy (fine labels inside superclasses); "
