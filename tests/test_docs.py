@@ -152,6 +152,9 @@ SHELL_OPERATORS = {">", ">>", "2>", "|", "||", "&&", ";", "<"}
 def _command(line: str) -> list[str] | None:
     """The arguments of an ``unlearn-audit`` (or ``.venv/bin/unlearn-audit``) command line, up to a
     comment or a shell operator; None for any other line."""
+    first = line.split(maxsplit=1)[:1]
+    if not first or Path(first[0]).name != "unlearn-audit":  # output, tables and prose may hold lone quotes
+        return None
     words = shlex.split(line, comments=True)
     if not words or Path(words[0]).name != "unlearn-audit":
         return None
