@@ -52,10 +52,12 @@ class DataConfig:
     data_root: str | None = setting(None, "where torchvision datasets are (or are downloaded to)", str,
                                     allow_none=True)
     download: bool = setting(False, "allow downloading a torchvision dataset that is not under data_root", bool)
-    forget: str = setting("random:0.1", "forget spec: random:FRACTION, class:NAME_OR_ID, subclass:NAME, "
-                                        "indices:FILE, dataset-indices:FILE, memorization:low|mid|high:FRACTION "
-                                        "or confusion:A,B:FRACTION", str)
-    similar: str = setting("none", "planted copies of the forget set: none, duplicates:K or augmented:K", str)
+    forget: str = setting("random:0.1", "forget spec: random:FRACTION, class:NAME_OR_ID, "
+                                        "class-fraction:NAME_OR_ID:FRACTION, subclass:NAME, indices:FILE, "
+                                        "dataset-indices:FILE, memorization:low|mid|high:FRACTION or "
+                                        "confusion:A,B:FRACTION", str)
+    similar: str = setting("none", "planted copies of the forget set: none, duplicates:K, augmented:K, "
+                                   "shifted:K:PIXELS, noisy:K:SIGMA or blend:K:WEIGHT", str)
     split: str | None = setting(None, "a split file (train / test / forget / heldout indices) instead of drawing "
                                       "one", str, allow_none=True)
     memorization_models: int = setting(16, "shadow models that score the pool for memorization:… forget specs "
