@@ -174,17 +174,15 @@ def describe_all(params: Mapping[str, Param]) -> list[dict]:
     return [p.describe() for p in named(params).values()]
 
 
-def validate(params: Mapping[str, Param], values: Mapping[str, Any], where: str, *,
-             section: bool = False) -> dict[str, Any]:
+def validate(params: Mapping[str, Param], values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Every declared parameter's value — ``values[key]`` coerced, or the default — refusing keys
     that are not declared (naming the valid ones).
 
-    ``where`` names the owner: ``"method 'finetune'"`` (a value is then ``method 'finetune',
-    parameter 'lr'``) or, with ``section=True``, a config section such as ``"train"`` (``train.lr``).
+    ``where`` names the owner, ``"method 'finetune'"``; a value is then ``method 'finetune',
+    parameter 'lr'``. (Config sections are dataclasses: :func:`coerce_fields`.)
     """
-    check_keys(params, values, where, section=section)
-    return {key: p.coerce(label(where, key, section=section), values.get(key, p.default))
-            for key, p in params.items()}
+    check_keys(params, values, where)
+    return {key: p.coerce(f"{where}, parameter {key!r}", values.get(key, p.default)) for key, p in params.items()}
 
 
 def check_keys(params: Mapping[str, Any], values: Mapping[str, Any], where: str, *, section: bool = False) -> None:
@@ -200,11 +198,6 @@ def check_keys(params: Mapping[str, Any], values: Mapping[str, Any], where: str,
         raise ConfigError(f"unknown key {where}.{key}{did_you_mean}; valid keys in [{where}]: {', '.join(valid)}")
     raise ConfigError(f"{where} has no parameter {key!r}{did_you_mean}; its parameters are: "
                       f"{', '.join(valid) or '(none)'}")
-
-
-def label(where: str, key: str, *, section: bool = False) -> str:
-    """How messages name parameter ``key`` of ``where``: ``train.lr`` or ``method 'x', parameter 'lr'``."""
-    return f"{where}.{key}" if section else f"{where}, parameter {key!r}"
 
 
 # -- dataclass fields --------------------------------------------------------------------------
