@@ -9,10 +9,12 @@ done from Python the same way::
     report = api.verify(load_config(None), "unlearned.pt")
     report.verdict.verdict, report.verdict.power, report.exit_code
 
-The results (:mod:`unlearn_audit.results`) have typed fields; ``to_dict()`` is their JSON form, what ``--json`` prints and the report files hold. Methods
-may be named as registered (``"finetune"``) or, for a method of your own, as ``"pkg.module:Class"``
-(:func:`unlearn_audit.methods.resolve_method`). Errors are :class:`~unlearn_audit.errors.UnlearnAuditError`
-s that are also standard exceptions: a bad setting is a ``ValueError``, a full disk an ``OSError``.
+The results (:mod:`unlearn_audit.results`) have typed fields; ``to_dict()`` is their JSON form,
+what ``--json`` prints and the report files hold. Methods may be named as registered
+(``"finetune"``) or, for a method of your own, as ``"pkg.module:Class"``
+(:func:`unlearn_audit.methods.resolve_method`). Errors are
+:class:`~unlearn_audit.errors.UnlearnAuditError` s that are also standard exceptions: a bad setting
+is a ``ValueError``, a full disk an ``OSError``.
 """
 
 from __future__ import annotations
@@ -146,9 +148,10 @@ def list_references(store_root: str | Path | None) -> list[StoredBank]:
 def bench(config: Config, *, params: dict | None = None, progress: bool = True,
           report_dir: str | Path | None = None) -> BenchRun:
     """Run the method comparison, write ``results.json`` under ``config.bench.out`` and, when
-    ``report_dir`` is given, an HTML report there; returns the result with the paths written. ``params`` ({method: {key: value}}) override the configured hyperparameters of
-    methods this run applies. Methods of your own (``pkg.module:Class`` in ``bench.methods``) run
-    under their registered names; ``results.json`` records where each came from (``plugins``)."""
+    ``report_dir`` is given, an HTML report there; returns the result with the paths written.
+    ``params`` ({method: {key: value}}) override the configured hyperparameters of methods this run
+    applies. Methods of your own (``pkg.module:Class`` in ``bench.methods``) run under their
+    registered names; ``results.json`` records where each came from (``plugins``)."""
     config, params, plugins = _with_plugin_methods(config, params)
     if params:
         config = with_params(config, params)

@@ -211,5 +211,5 @@ class VerifyReport:
         return out
 
 
-__all__ = ["BankBuild", "ProbeReport", "ReferenceImport", "SplitExport", "StoredBank", "TrainResult",
-           "UnlearnResult", "VerifyReport"]
+__all__ = ["BankBuild", "BenchRun", "ProbeReport", "ReferenceImport", "SplitExport", "StoredBank", "SweepRun",
+           "TrainResult", "UnlearnResult", "VerifyReport"]
