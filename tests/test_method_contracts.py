@@ -37,9 +37,6 @@ UNSUPPORTED = [(name, scenario) for name in NAMES for scenario in sorted(SCENARI
 DECLARED_DATA = [(name, part) for name in NAMES for part, needed in
                  (("retain", REGISTRY[name]().access().needs_retain), ("heldout", REGISTRY[name]().access().needs_heldout))
                  if needed]
-# A module docstring states the test-accuracy bound ("Test-accuracy bound on digits: 15 points");
-# retraining's does not: it is the oracle, the bound only guards the test recipe.
-BOUND_NOT_IN_DOCSTRING: set[str] = set()
 
 
 def settings(name):
@@ -91,8 +88,9 @@ def test_declares_what_reports_show(name):
     assert cls.describe()["defaults"] == {k: p.default for k, p in cls.params.items()}
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in BOUND_NOT_IN_DOCSTRING])
+@pytest.mark.parametrize("name", NAMES)
 def test_the_docstring_states_the_accuracy_bound_of_the_table(name):
+    """Every method module's docstring states its row's bound ("Test-accuracy bound on digits: 15 points")."""
     doc = " ".join(sys.modules[REGISTRY[name].__module__].__doc__.split())
     stated = re.findall(r"[Tt]est[- ]accuracy[^.]*?(\d+) points", doc)
     assert stated and {int(s) for s in stated} == {round(settings(name).accuracy_bound * 100)}, stated
