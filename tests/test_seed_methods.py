@@ -253,6 +253,17 @@ def test_confusion_is_estimated_on_heldout_data_and_declared(class_scenario):
     get_method("megu_style", noise_steps=1, noise_copies=1).check_task(without)  # prototype reads none
 
 
+def test_the_base_check_refuses_by_the_configured_access(class_scenario):
+    """Unlearner.check_task reads access(), not the class's declared data access: a setting that
+    asks for held-out data is refused without it even where the method's own message is bypassed."""
+    from unlearn_audit.methods.base import Unlearner
+
+    method = get_method("megu_style", similarity="confusion")
+    without = dataclasses.replace(class_scenario["task"], heldout=None)
+    with pytest.raises(ConfigError, match=r"needs held-out data \(data access forget\+retain\+heldout\)"):
+        Unlearner.check_task(method, without)
+
+
 def _share_predicted_as(model, data, cls: int) -> float:
     with torch.no_grad():
         return (model(data.x).argmax(1) == cls).float().mean().item()

@@ -124,9 +124,9 @@ class Unlearner(ABC):
                 f"method {self.name!r} needs retain data (data access {self.data_access.value}); "
                 f"the task provides none"
             )
-        if self.data_access.needs_heldout and (task.heldout is None or len(task.heldout) == 0):
+        if self.access().needs_heldout and (task.heldout is None or len(task.heldout) == 0):
             raise ConfigError(
-                f"method {self.name!r} needs held-out data (data access {self.data_access.value}); "
+                f"method {self.name!r} needs held-out data (data access {self.access().value}); "
                 f"the task provides none"
             )
         if not self.supports(task.scenario):

@@ -115,11 +115,12 @@ class MeGUStyle(UNSIR):
         return DataAccess.FORGET_RETAIN_HELDOUT if self.reads_heldout() else super().access()
 
     def check_task(self, task: UnlearningTask) -> None:
-        super().check_task(task)
+        # Before the base check, which refuses the same task without saying which setting asks for held-out data.
         if self.reads_heldout() and (task.heldout is None or len(task.heldout) == 0):
             raise ConfigError(f"method {self.name!r} with similarity=confusion needs held-out data (data access "
                               f"{self.access().value}); the task provides none: give held-out data, or use "
                               f"similarity=prototype or head, or relations=PATH")
+        super().check_task(task)
         if self._relations is not None:
             check_relations_classes(self._relations, task.num_classes, repr(self.hp["relations"]))
 
