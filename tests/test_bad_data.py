@@ -17,6 +17,8 @@ from unlearn_audit.data.datasets import with_fingerprint
 from unlearn_audit.data.splits import MIN_EXAMPLES_PER_CLASS, MIN_HELDOUT, MIN_POOL, MIN_TEST
 from unlearn_audit.errors import DataError
 
+from tests.factories import assert_bad_input
+
 
 def _npz(path, n=40, classes=2, **arrays):
     """A tiny feature dataset (n x 3, labels 0..classes-1 in turn) written with numpy.savez."""
@@ -30,14 +32,6 @@ def _train(tmp_path, *args):
     """`unlearn-audit train` with ``args``; bad input must stop it before any training."""
     return CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m.pt"), "--store", str(tmp_path / "store"),
                                      "--epochs", "1", *args])
-
-
-def assert_bad_input(result, *fragments):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture()

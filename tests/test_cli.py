@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from unlearn_audit.cli import main
 
+from tests.factories import assert_bad_input
+
 FAST = ["--epochs", "3"]
 
 
@@ -30,15 +32,6 @@ def checkpoint(run, tmp_path):
     result = run("train", "--out", str(path), *FAST)
     assert result.exit_code == 0, result.output
     return path
-
-
-def assert_bad_input(result, *fragments):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output
-    assert len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def _commands(group, prefix=()):

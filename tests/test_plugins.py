@@ -19,6 +19,8 @@ from unlearn_audit.methods import REGISTRY as METHODS
 from unlearn_audit.methods import DataAccess, Param, Unlearner, get_method, register_method, resolve_method
 from unlearn_audit.signals import SignalSet
 
+from tests.factories import assert_bad_input
+
 PLUGIN = "examples.user_method:UniformForget"
 TINY = ["--epochs", "2"]
 
@@ -33,14 +35,6 @@ def registries_restored():
     METHODS.update(methods)
     ATTACKS.clear()
     ATTACKS.update(attacks)
-
-
-def assert_bad_input(result, *fragments):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 # -- what a method must declare ---------------------------------------------------------------
