@@ -6,6 +6,8 @@ move the recipe fingerprints the model store keys models by."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -151,3 +153,13 @@ def test_a_config_file_is_checked_by_the_same_declarations():
     assert config.verify.references == 32 and config.bench.methods == ("a", "b") and config.train.lr == 1.0
     with pytest.raises(ConfigError, match=r"^verify.gamma: must be in \(0, 1\), got 1.0$"):
         config_from_dict({"verify": {"gamma": 1}}, "test")
+
+
+def test_a_config_file_without_method_tables_is_read_without_torch():
+    """Only [methods.*] tables need the method registry (and torch) to be checked."""
+    probe = ("import sys\n"
+             "from unlearn_audit.config import config_from_dict\n"
+             "config_from_dict({'data': {'forget': 'class:3'}, 'train': {'lr': 0.1}, 'verify': {'alpha': 0.01}}, 't')\n"
+             "sys.exit('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr or "reading the config imported torch"

@@ -213,17 +213,8 @@ def config_from_dict(raw: dict, source: str) -> Config:
             raise ConfigError(f"{section} in {source} must be a table ([{section}])")
     data = _build("data", DataConfig, raw.get("data", {}))
     methods = raw.get("methods", {})
-    from unlearn_audit.methods import method_class, resolve_method  # the registry imports torch; configs without methods need not
-
-    for name, params in methods.items():
-        if not isinstance(params, dict):
-            raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
-        registered = resolve_method(name)  # a method of the user's own, [methods."pkg.module:Class"], joins here
-        try:
-            method = method_class(registered)
-        except ConfigError as err:
-            raise ConfigError(f"[methods.{name}] in {source}: {err}") from None
-        validate(method.params, params, f"method {registered!r}")  # each value now, not when it runs
+    if methods:  # the method registry imports torch: a config without [methods.*] is read without it
+        _check_method_tables(methods, source)
     return Config(
         data=data,
         train=_recipe(raw.get("train", {}), data.dataset),
@@ -233,6 +224,22 @@ def config_from_dict(raw: dict, source: str) -> Config:
         methods={k: dict(v) for k, v in methods.items()},
         source=source,
     )
+
+
+def _check_method_tables(methods: dict, source: str) -> None:
+    """Each ``[methods.NAME]`` names a method and holds valid values of its parameters — checked
+    when the file is read, not when the method runs."""
+    from unlearn_audit.methods import method_class, resolve_method
+
+    for name, params in methods.items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"methods.{name} in {source} must be a table of hyperparameters ([methods.{name}])")
+        registered = resolve_method(name)  # a method of the user's own, [methods."pkg.module:Class"], joins here
+        try:
+            method = method_class(registered)
+        except ConfigError as err:
+            raise ConfigError(f"[methods.{name}] in {source}: {err}") from None
+        validate(method.params, params, f"method {registered!r}")
 
 
 def load_config(path: str | Path | None) -> Config:
