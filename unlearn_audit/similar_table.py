@@ -57,10 +57,8 @@ GROUPS = ("F-near", "F-far", "N(F)")
 GROUP_METRICS = {"accuracy": "acc %", "confidence": "conf %", "lira_flagged": "LiRA flagged %"}
 #: The false-positive rate (on held-out examples) at which LiRA's per-example test calls a member.
 FLAG_FPR = 0.05
-ORACLES = ("standard", "influence")
 #: The row of an oracle's own retrained models.
 REFERENCES = "retrained references"
-
 
 
 def not_computed() -> dict:

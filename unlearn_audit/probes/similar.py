@@ -207,7 +207,7 @@ class InfluenceOracle:
     scenario: Scenario        # the scenario whose forget set is F ∪ N(F): its retrained bank is the oracle
     neighbours: np.ndarray    # N(F), dataset indices
     threshold: float          # input similarity from which a retained example counts as near
-    forget_parts: dict[str, np.ndarray] = field(default_factory=dict)  # F's near / far masks (closeness_parts)
+    forget_parts: dict[str, np.ndarray]  # F's near / far masks (closeness_parts)
 
     def describe(self) -> dict:
         return {"kind": "influence", "neighbours": int(self.neighbours.size), "threshold": self.threshold,
