@@ -73,7 +73,8 @@ class Attack(ABC):
     attacker must have), ``requires`` (the :class:`AttackData` fields that must be present) and
     ``min_references``. ``params`` declares the attack's parameters (:class:`~unlearn_audit.params.Param`):
     they are its constructor's keyword arguments, checked there against the declarations and kept
-    in ``hp`` and as attributes of the same name; :meth:`settings` reports them with every result.
+    in ``hp`` and as attributes of the same name; :meth:`settings` reports them (and what a scoring
+    decided, such as RMIA's tuned ``a``).
     """
 
     name: ClassVar[str]
@@ -163,7 +164,7 @@ class Attack(ABC):
         return {k: p.default for k, p in cls.params.items()}
 
     def settings(self) -> dict:
-        """The parameters this instance runs with (recorded next to its results)."""
+        """The parameters this instance runs with, for a caller to record beside its scores."""
         return dict(self.hp)
 
     @classmethod
