@@ -35,7 +35,7 @@ from unlearn_audit.probes.similar import check_threshold
 from unlearn_audit.probes.sweep import run_similar_sweep
 from unlearn_audit.data.split_file import export_split as export_split_file
 from unlearn_audit.imported import import_references as import_checked_references
-from unlearn_audit.report.html import write_bench_report
+from unlearn_audit.report.html import write_bench_report, write_verify_report
 from unlearn_audit.report.sweep import write_sweep
 from unlearn_audit.report.verify import write_junit, write_markdown
 from unlearn_audit.results import (
@@ -101,8 +101,6 @@ def verify(config: Config, model_path: str | Path, *, json_path=None, junit_path
     if summary_path is not None:
         write_markdown(info, summary_path)
     if report_dir is not None:
-        from unlearn_audit.report.html import write_verify_report  # being written (issue 16)
-
         write_verify_report(info, report_dir)
     return report
 
