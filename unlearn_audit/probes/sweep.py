@@ -263,15 +263,15 @@ def _plan(scenario, grid: SweepGrid, coarse_of) -> list:
     """Per cell: ((copies, level), (its scenario, label, dataset indices its influence-removed
     oracle also leaves out, planted copies the probe's N(F) finds or None))."""
     if grid.kind in PLANTED:
-        plan = []
+        by_spec = {}
         for k, level in grid.cells():
             spec = planting_spec(grid.kind, k, level)
-            cell = _planted(scenario, spec)
-            found = retained_neighbours(cell)[0]
-            planted = cell.split.planted
-            caught = int(np.isin(planted, found).sum()) if k else None
-            plan.append(((k, level), (cell, spec, np.union1d(found, planted), caught)))
-        return plan
+            if spec not in by_spec:  # the K = 0 cell ("none") recurs at every level: its N(F) is searched once
+                cell = _planted(scenario, spec)
+                found, planted = retained_neighbours(cell)[0], cell.split.planted
+                caught = int(np.isin(planted, found).sum()) if k else None
+                by_spec[spec] = (cell, spec, np.union1d(found, planted), caught)
+        return [((k, level), by_spec[planting_spec(grid.kind, k, level)]) for k, level in grid.cells()]
     if grid.kind == "natural":
         within = [retained_neighbours(scenario, threshold=edge)[0] for edge in grid.levels]
         bands = [np.setdiff1d(inside, closer) for inside, closer in zip(within, within[1:])] + [within[-1]]
