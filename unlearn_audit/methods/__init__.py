@@ -90,7 +90,8 @@ def method_class(name: str) -> type[Unlearner]:
     if wrapper is not None:
         return wrapper
     if name not in REGISTRY:
-        raise ConfigError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)}, expand:METHOD (or 'all')")
+        raise ConfigError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)}, expand:METHOD or a method "
+                          f"of your own as pkg.module:Class (or 'all')")
     return REGISTRY[name]
 
 
@@ -116,8 +117,8 @@ def register_method(cls: type[Unlearner]) -> type[Unlearner]:
     Its declarations are checked first, and a :class:`ConfigError` says what to fix: a concrete
     :class:`Unlearner` subclass with its own ``name`` (letters, digits, ``_``, ``-``) that no other
     method has, a ``title`` and a ``citation``; ``data_access`` a :class:`DataAccess`; ``scenarios`` a
-    non-empty subset of random, class and subclass; ``params`` a dict of :class:`Param` whose
-    defaults pass their own checks."""
+    non-empty subset of random, class and subclass; ``spec_status`` how the code relates to its
+    source; ``params`` a dict of :class:`Param` whose defaults pass their own checks."""
     from unlearn_audit.methods.base import SCENARIOS
     from unlearn_audit.plugins import check_registrable
 
