@@ -54,10 +54,23 @@ from unlearn_audit.errors import DataError
 KINDS = ("duplicates", "augmented")
 #: Largest noise of noisy:K:SIGMA copies, in standard deviations (far beyond any similarity).
 MAX_NOISE = 10.0
-#: Kinds whose copies take a similarity level KIND:K:LEVEL: the level's name, type, lower bound
-#: (open or closed) and upper bound (None: checked against the image size when planted).
-GRADED = {"shifted": ("PIXELS", int, 1, None, False), "noisy": ("SIGMA", float, 0.0, MAX_NOISE, True),
-          "blend": ("WEIGHT", float, 0.0, 1.0, True)}
+
+
+class Level(NamedTuple):
+    """The similarity level a graded kind takes (``KIND:K:LEVEL``): its name in the spec, its type,
+    its lower bound (open or closed) and its upper bound (None: checked against the image size when
+    planted)."""
+
+    name: str
+    type: type
+    low: float
+    high: float | None
+    open_low: bool
+
+
+#: Kinds whose copies take a similarity level.
+GRADED = {"shifted": Level("PIXELS", int, 1, None, False), "noisy": Level("SIGMA", float, 0.0, MAX_NOISE, True),
+          "blend": Level("WEIGHT", float, 0.0, 1.0, True)}
 #: Most copies per forget example (a forget set of 10 % with 10 copies doubles the pool).
 MAX_COPIES = 10
 #: Intensity scale range of augmented copies, and the noise of augmented feature vectors (in stds).

@@ -108,7 +108,7 @@ class SweepGrid:
             raise ConfigError(f"sweep {self.spec}: copies must be whole numbers from 0 to {MAX_COPIES}; {USAGE}")
         if self.kind in GRADED and not self.levels:
             raise ConfigError(f"sweep {self.spec}: {self.kind} copies need similarity levels "
-                              f"({GRADED[self.kind][0]}), e.g. {self.kind}:0,1,3:{'1,2' if self.kind == 'shifted' else '0.5'}; "
+                              f"({GRADED[self.kind].name}), e.g. {self.kind}:0,1,3:{'1,2' if self.kind == 'shifted' else '0.5'}; "
                               f"{USAGE}")
         if self.kind not in GRADED and self.levels:
             raise ConfigError(f"sweep {self.spec}: {self.kind} copies take no similarity level; {USAGE}")
@@ -127,7 +127,7 @@ class SweepGrid:
             if not 1 <= len(fields) <= 2:
                 raise ConfigError(f"similarity sweep {spec!r}: expected {kind}:K1,K2,…{'[:L1,L2,…]' if kind in GRADED else ''}; "
                                   f"{USAGE}")
-            kind_type = GRADED[kind][1] if kind in GRADED else float
+            kind_type = GRADED[kind].type if kind in GRADED else float
             return cls(kind, _numbers(fields[0], int, spec), _numbers(fields[1], kind_type, spec) if len(fields) > 1 else ())
         if len(fields) > 1 or (kind == "natural" and not fields):
             raise ConfigError(f"similarity sweep {spec!r}: expected {'natural:T1,T2,…' if kind == 'natural' else 'semantic[:J1,J2,…]'}; "
@@ -224,9 +224,8 @@ class SweepResult:
 
 def level_name(kind: str) -> str:
     """What a level of ``kind`` measures, for tables and axes."""
-    if kind in GRADED:
-        return {"shifted": "shift (pixels)", "noisy": "noise σ", "blend": "blend weight"}[kind]
-    return {"natural": "similarity from", "semantic": "sibling classes removed"}.get(kind, "level")
+    return {"shifted": "shift (pixels)", "noisy": "noise σ", "blend": "blend weight", "natural": "similarity from",
+            "semantic": "sibling classes removed"}.get(kind, "level")
 
 
 def run_sweep(scenario, grid: SweepGrid, methods=(), *, references: int = 3, seeds: list[int] | None = None,
