@@ -17,8 +17,8 @@ import pytest
 
 #: Modules that must import without torch.
 TORCH_FREE = ["unlearn_audit", "unlearn_audit.cli", "unlearn_audit.config", "unlearn_audit.errors",
-              "unlearn_audit._io", "unlearn_audit.params", "unlearn_audit.stats", "unlearn_audit.tolerance",
-              "unlearn_audit.verify"]
+              "unlearn_audit._io", "unlearn_audit.params", "unlearn_audit.results", "unlearn_audit.stats",
+              "unlearn_audit.tolerance", "unlearn_audit.verify"]
 #: Packages every module of which must import without torch (one interpreter per package).
 TORCH_FREE_PACKAGES = ["unlearn_audit.attacks", "unlearn_audit.report"]
 
