@@ -19,6 +19,13 @@ def digits():
     return load_dataset("digits")
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, request):
+    """A model store of the test module's own: the banks one test trains, the module's other tests
+    load; no other module shares them."""
+    return str(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]) / "store")
+
+
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu",
                      help="device of the shared `accel` fixture: cpu (default, what CI runs) or cuda[:N]")

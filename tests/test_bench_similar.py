@@ -21,11 +21,6 @@ from unlearn_audit.similar_table import FLAG_FPR, REFERENCES, SimilarityGroups, 
 from tests.test_reports import check_html_report
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("bench-similar") / "store")
-
-
 def _config(store, out, *, similar="none", oracle="standard") -> Config:
     return Config(data=DataConfig(similar=similar), run=RunConfig(device="cpu", store=store),
                   bench=BenchConfig(methods=("retrain",), references=2, out=str(out), oracle=oracle))

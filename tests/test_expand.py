@@ -23,11 +23,6 @@ FAST = Recipe(arch="mlp", epochs=10)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("expand") / "store")
-
-
-@pytest.fixture(scope="module")
 def duplicated(store):
     """Digits with two exact copies of every forget example among the retained ones."""
     return Scenario.from_config(Config(data=DataConfig(similar="duplicates:2"), train=FAST,

@@ -14,11 +14,6 @@ from unlearn_audit.probes.similar import influence_oracle
 from unlearn_audit.verification import prepare_gate
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("oracle") / "store")
-
-
 def test_the_influence_oracle_fails_an_original_the_standard_one_cannot(store, tmp_path):
     """Two copies of every forget example stay in the retain set: retraining without F keeps what
     the originals know (INCONCLUSIVE), retraining without F and its copies does not (FAIL)."""

@@ -31,11 +31,6 @@ FAST = Recipe(arch="mlp", epochs=10)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("sweep") / "store")
-
-
-@pytest.fixture(scope="module")
 def digits_scenario(store):
     return Scenario.from_config(Config(train=FAST, run=RunConfig(device="cpu", store=store)))
 
