@@ -10,9 +10,10 @@ paper's exact construction of similar samples was not available to us (see
 * **nearest neighbours** by cosine similarity of embeddings the caller chooses (the probes use
   the standardised inputs themselves, or a model's penultimate features);
 * **neighbourhoods** — every pool example of a query's class at least a threshold similar to it;
-* **retained neighbours N(F)** of a scenario's forget set (:func:`find_retained_neighbours`): what
+* **retained neighbours N(F)** of a forget set (:func:`find_retained_neighbours`): what
   ``unlearn-audit probe``, ``--oracle influence`` and the ``expand:METHOD`` wrapper all remove. It
-  lives here, below the methods and the probes, so that both use this one search.
+  lives here, below the methods and the probes, so that both use this one search: the probes on a
+  scenario's parts, the wrapper on its task's tensors.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from unlearn_audit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from unlearn_audit.task import TensorSet
 
 
 @dataclass(frozen=True)
@@ -117,30 +122,29 @@ def find_neighbours(q_x: torch.Tensor, q_y: torch.Tensor, p_x: torch.Tensor, p_y
     return Neighbours(index=index, similarity=similarity, exact=exact)
 
 
-def find_retained_neighbours(scenario, *, threshold: float | None = None,
-                             embed: Callable[[np.ndarray], torch.Tensor] | None = None
+def find_retained_neighbours(forget: TensorSet, retain: TensorSet, heldout: TensorSet | None, *,
+                             threshold: float | None = None,
+                             embed: Callable[[torch.Tensor], torch.Tensor] | None = None
                              ) -> tuple[np.ndarray, float, Neighbours, Neighbours]:
-    """N(F) of ``scenario`` (anything with ``dataset.x / .y``, ``split.forget / .retain /
-    .audit_heldout``): the dataset indices of every retained example at least ``threshold``
-    similar to a forget example of its class (exact copies always), the threshold used (None: the
-    median similarity of the held-out examples to their closest retained one), and each forget and
-    held-out example's closest retained neighbour. Similarity is the cosine of the inputs, or of
-    ``embed(dataset indices)`` when given (e.g. a model's penultimate features)."""
-    ds, split = scenario.dataset, scenario.split
-    forget, heldout, retain = split.forget, split.audit_heldout, split.retain
-    x, y = ds.x, ds.y
-    queries = np.concatenate([forget, heldout])  # one search: the retain set is embedded and hashed once
-    q, r = torch.as_tensor(queries), torch.as_tensor(retain)
-    e_q, e_r = (None, None) if embed is None else (embed(queries), embed(retain))
-    found = find_neighbours(x[q], y[q], x[r], y[r], e_q, e_r)
-    nb, held = found.take(np.arange(forget.size)), found.take(np.arange(forget.size, queries.size))
+    """N(F): the positions in ``retain`` of every retained example at least ``threshold`` similar to
+    a forget example of its class (exact copies always), the threshold used (None: the median
+    similarity of the ``heldout`` examples to their closest retained one; without held-out examples
+    it must be given), and each forget and held-out example's closest retained neighbour. Each part
+    is anything with inputs ``x`` and labels ``y``. Similarity is the cosine of the inputs, or of
+    ``embed(inputs)`` when given (e.g. a model's penultimate features)."""
+    # forget and held-out examples in one search: the retain set is embedded and hashed once
+    queries = [forget] if heldout is None else [forget, heldout]
+    q_x, q_y = torch.cat([p.x for p in queries]), torch.cat([p.y for p in queries])
+    r_x, r_y = retain.x, retain.y
+    e_q, e_r = (None, None) if embed is None else (embed(q_x), embed(r_x))
+    found = find_neighbours(q_x, q_y, r_x, r_y, e_q, e_r)
+    n_f = int(forget.y.shape[0])
+    nb, held = found.take(np.arange(n_f)), found.take(np.arange(n_f, q_y.shape[0]))
     if threshold is None:
         if np.isnan(held.similarity).all():
             raise ConfigError("no held-out example has a retained example of its class to compare with, so "
                               "there is no default threshold; give --threshold explicitly")
         threshold = float(np.nanmedian(held.similarity))
-    n_f = forget.size
-    close = within_same_class((x[q] if e_q is None else e_q)[:n_f], y[q][:n_f], x[r] if e_r is None else e_r, y[r],
+    close = within_same_class((q_x if e_q is None else e_q)[:n_f], q_y[:n_f], r_x if e_r is None else e_r, r_y,
                               threshold)
-    copies = retain[np.maximum(nb.index, 0)][nb.exact]
-    return np.union1d(retain[close], copies), float(threshold), nb, held
+    return np.union1d(close, nb.index[nb.exact]), float(threshold), nb, held

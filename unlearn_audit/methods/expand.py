@@ -46,36 +46,6 @@ THRESHOLD = Param(None, "cosine input similarity from which a retained example o
                   float, low=-1.0, high=1.0, allow_none=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Examples:
-    x: torch.Tensor
-    y: torch.Tensor
-
-
-@dataclasses.dataclass(frozen=True)
-class _Parts:
-    forget: np.ndarray
-    retain: np.ndarray
-    audit_heldout: np.ndarray  # the name the search reads; here the methods' own held-out half
-
-
-@dataclasses.dataclass(frozen=True)
-class _TaskView:
-    """A task's tensors laid out as :func:`find_retained_neighbours` reads a scenario: one set of
-    examples (forget, retain, held-out, in that order) and the positions of each part in it."""
-
-    dataset: _Examples
-    split: _Parts
-
-    @classmethod
-    def of(cls, task: UnlearningTask) -> _TaskView:
-        parts = [task.forget, task.retain] + ([task.heldout] if task.heldout is not None else [])
-        bounds = np.cumsum([0] + [len(p) for p in parts] + [0] * (3 - len(parts)))
-        positions = [np.arange(bounds[i], bounds[i + 1]) for i in range(3)]
-        return cls(_Examples(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts])),
-                   _Parts(*positions))
-
-
 class ExpandForget(Unlearner):
     """Base of the ``expand:METHOD`` wrappers; :func:`expanded` makes the one for each method."""
 
@@ -98,10 +68,10 @@ class ExpandForget(Unlearner):
 
     def expand(self, task: UnlearningTask) -> UnlearningTask:
         """``task`` with its near retained neighbours moved from the retain set to the forget set."""
-        view = _TaskView.of(task)
-        found, threshold, _, _ = find_retained_neighbours(view, threshold=self.hp["threshold"])
+        found, threshold, _, _ = find_retained_neighbours(task.forget, task.retain, task.heldout,
+                                                          threshold=self.hp["threshold"])
         moved = np.zeros(len(task.retain), dtype=bool)
-        moved[found - len(task.forget)] = True  # retain positions in the view start after the forget set
+        moved[found] = True
         self._found = {"neighbours": int(moved.sum()), "neighbour_threshold": threshold}
         where = torch.as_tensor(moved, device=task.retain.y.device)
         retain = task.retain

@@ -43,6 +43,7 @@ from unlearn_audit.data.similar import Neighbours, find_retained_neighbours
 from unlearn_audit.errors import ConfigError
 from unlearn_audit.models.zoo import head_inputs
 from unlearn_audit.signals import SignalSet, compute_logits
+from unlearn_audit.task import TensorSet
 
 if TYPE_CHECKING:
     from unlearn_audit.scenario import Scenario
@@ -155,12 +156,19 @@ def retained_neighbours(scenario: ScenarioView, *, space: str = "inputs", thresh
     check_threshold(threshold)
     if space == "features" and feature_model is None:
         raise ConfigError("similarity in feature space needs a model that never saw the forget set")
-    x, accel = scenario.dataset.x, scenario.accel
+    ds, split, accel = scenario.dataset, scenario.split, scenario.accel
 
-    def features(idx: np.ndarray) -> torch.Tensor:
-        return head_inputs(feature_model, accel.prepare_inputs(x[torch.as_tensor(idx)]))[0]
+    def part(indices: np.ndarray) -> TensorSet:
+        where = torch.as_tensor(indices)
+        return TensorSet(ds.x[where], ds.y[where])
 
-    return find_retained_neighbours(scenario, threshold=threshold, embed=features if space == "features" else None)
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return head_inputs(feature_model, accel.prepare_inputs(x))[0]
+
+    positions, threshold, nb, held = find_retained_neighbours(
+        part(split.forget), part(split.retain), part(split.audit_heldout), threshold=threshold,
+        embed=features if space == "features" else None)
+    return np.sort(split.retain[positions]), threshold, nb, held
 
 
 def probe_similar_samples(scenario: ScenarioView, target: nn.Module, retrained: list[nn.Module],
