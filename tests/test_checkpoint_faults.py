@@ -14,6 +14,7 @@ from unlearn_audit.cli import main
 from unlearn_audit.errors import CheckpointError, ConfigError
 from unlearn_audit.models import build_model, load_checkpoint, save_checkpoint
 from unlearn_audit.models.checkpoint import FORMAT
+from tests.factories import assert_bad_input
 
 SHAPE = (1, 8, 8)  # digits, the CLI's default scenario (arch mlp)
 
@@ -37,15 +38,6 @@ def _save(path, obj):
 
 def _cli(*args):
     return CliRunner().invoke(main, list(args))
-
-
-def _assert_bad_input(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 class _RunsShell:
@@ -170,7 +162,7 @@ def test_cli_refuses_pickled_shell_command(tmp_path):
     marker = tmp_path / "PWNED"
     path = _save(tmp_path / "evil.pt", _RunsShell(marker))
     result = _cli("verify", "--model", str(path), "--store", str(tmp_path / "s"), "--quiet")
-    _assert_bad_input(result, "holds Python objects", "torch.save(model.state_dict(), path)")
+    assert_bad_input(result, "holds Python objects", "torch.save(model.state_dict(), path)")
     assert "weights_only" not in result.output and "weights_only" not in result.stderr
     assert not marker.exists()
 
@@ -208,7 +200,7 @@ def test_cli_refuses_fifo(tmp_path):
     fifo = tmp_path / "pipe.pt"
     os.mkfifo(fifo)
     result = _cli("verify", "--model", str(fifo), "--store", str(tmp_path / "s"), "--quiet")
-    _assert_bad_input(result, "is a FIFO (named pipe)")
+    assert_bad_input(result, "is a FIFO (named pipe)")
 
 
 # -- 4. non-finite weights ---------------------------------------------------------------------------
@@ -236,7 +228,7 @@ def test_cli_unlearn_refuses_nan_checkpoint_and_does_not_blame_an_attack(tmp_pat
     path = save_checkpoint(tmp_path / "nan.pt", model, arch="mlp", num_classes=10, input_shape=SHAPE)
     result = _cli("unlearn", "--method", "finetune", "--model", str(path), "--out", str(tmp_path / "u.pt"),
                   "--store", str(tmp_path / "s"))
-    _assert_bad_input(result, "non-finite", "'head.weight'")
+    assert_bad_input(result, "non-finite", "'head.weight'")
     assert "attack" not in result.stderr
     assert not (tmp_path / "u.pt").exists()
 
@@ -306,7 +298,7 @@ def test_factory_spec_without_a_module(arch):
 def test_cli_factory_with_wrong_signature(tmp_path):
     path = _save(tmp_path / "sd.pt", _state())
     result = _cli("verify", "--model", str(path), "--arch", "os:getcwd", "--store", str(tmp_path / "s"), "--quiet")
-    _assert_bad_input(result, "(num_classes, input_shape)")
+    assert_bad_input(result, "(num_classes, input_shape)")
 
 
 def test_checkpoint_naming_a_factory_is_not_built_unasked(tmp_path, user_module):

@@ -170,8 +170,10 @@ def similar_sweep(config: Config, grid: str, *, params: dict | None = None,
     of ``bench.methods``; writes ``sweep.json`` and ``sweep.png`` under ``config.bench.out`` and
     returns the result with the paths of both."""
     config, params, _ = _with_plugin_methods(config, params)
+    if params:
+        config = with_params(config, params)  # --param as bench takes it: only for methods that run
     out_dir = ensure_writable_dir(config.bench.out)
-    result = run_similar_sweep(config, grid, params=params, progress=progress)
+    result = run_similar_sweep(config, grid, progress=progress)
     json_path, png_path = write_sweep(result.to_dict(), out_dir, config.to_dict())
     return SweepRun(result, Path(json_path), Path(png_path))
 

@@ -305,6 +305,7 @@ def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
     """``bench --similar-sweep GRID``: run the sweep (it writes its JSON and figure), print its table."""
     from unlearn_audit import api
     from unlearn_audit.errors import ConfigError
+    from unlearn_audit.report.table import sweep_table
 
     if report_dir is not None:
         raise ConfigError("--report writes the comparison's HTML report; the sweep's figure is written under --out")
@@ -312,12 +313,7 @@ def _similar_sweep(config, grid, params, report_dir, as_json, quiet) -> None:
     if as_json:
         click.echo(dumps_json(run.to_dict(), default=str))
         return
-    _emit(run.result.rows(), False, ["K", "level", "cell", "removed", "caught", "models", "forget conf %",
-                                 "forget acc %", "test acc %", "- retrained", "- w/o neighbours"],
-          lambda r: [r["copies"], "—" if r["level"] is None else f"{r['level']:g}", r["cell"], r["removed"],
-                     "—" if r["caught"] is None else r["caught"], r["models"], f"{r['forget_confidence']:.2f}",
-                     f"{r['forget_accuracy']:.1f}", f"{r['test_accuracy']:.1f}", f"{r['gap_standard']:+.2f}",
-                     f"{r['gap_influence']:+.2f}"], disable_numparse=True)
+    click.echo(sweep_table(run.result.rows()))
     click.echo(f"results written to {run.json_path}; figure {run.png_path}")
 
 

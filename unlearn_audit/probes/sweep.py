@@ -368,12 +368,11 @@ def _measure(scenario, removed: np.ndarray, label: str, methods, references: int
     return confidence, accuracy, test_accuracy
 
 
-def run_similar_sweep(config, grid: str | SweepGrid, *, params: dict | None = None,
-                      progress: bool = True) -> SweepResult:
+def run_similar_sweep(config, grid: str | SweepGrid, *, progress: bool = True) -> SweepResult:
     """``bench --similar-sweep GRID``: the scenario of ``config``, the methods named in
-    ``bench.methods`` (each runs in every cell) with their [methods.*] hyperparameters and
-    ``params`` ({method: {key: value}}, from ``--param``) over them, ``bench.references`` models
-    per bank. Named methods mean here what they mean to bench; ``all`` is refused (too many runs)."""
+    ``bench.methods`` (each runs in every cell) with their [methods.*] hyperparameters,
+    ``bench.references`` models per bank. Named methods mean here what they mean to bench; ``all`` is
+    refused (too many runs)."""
     grid = SweepGrid.parse(grid) if isinstance(grid, str) else grid
     if config.bench.oracle != "standard":
         raise ConfigError("the similarity sweep reports both oracles in every cell; drop --oracle (bench.oracle)")
@@ -381,12 +380,7 @@ def run_similar_sweep(config, grid: str | SweepGrid, *, params: dict | None = No
     if names == ["all"]:
         raise ConfigError("name the methods to sweep with --methods (e.g. finetune,expand:finetune): each runs in "
                           "every cell of the grid")
-    params = params or {}
-    for name, values in params.items():
-        if name not in names:
-            raise ConfigError(f"--param {name}.{next(iter(values))}: method {name!r} is not swept "
-                              f"(--methods {','.join(names)}); add it to --methods or drop the parameter")
-    methods = [get_method(name, **{**config.methods.get(name, {}), **params.get(name, {})}) for name in names]
+    methods = [get_method(name, **config.methods.get(name, {})) for name in names]
     scenario = Scenario.from_config(config, progress=progress)
     for method in methods:
         if not method.supports(scenario.split.scenario):

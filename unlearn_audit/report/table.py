@@ -136,3 +136,18 @@ def similarity_table(result, tablefmt: str = "github") -> str:
     headers, rows = similarity_rows(result)
     return "\n".join([tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True),
                       *similarity_notes(result)])
+
+
+SWEEP_HEADERS = ["K", "level", "cell", "removed", "caught", "models", "forget conf %", "forget acc %", "test acc %",
+                 "- retrained", "- w/o neighbours"]
+
+
+def sweep_table(rows: list[dict], tablefmt: str = "simple") -> str:
+    """The similarity sweep's rows (:meth:`SweepResult.rows`), one line per (cell, model set): forget
+    confidence and accuracy, test accuracy, and the gap to each oracle's retrained models."""
+    def cells(r: dict) -> list:
+        return [r["copies"], "—" if r["level"] is None else f"{r['level']:g}", r["cell"], r["removed"],
+                "—" if r["caught"] is None else r["caught"], r["models"], f"{r['forget_confidence']:.2f}",
+                f"{r['forget_accuracy']:.1f}", f"{r['test_accuracy']:.1f}", f"{r['gap_standard']:+.2f}",
+                f"{r['gap_influence']:+.2f}"]
+    return tabulate([cells(r) for r in rows], headers=SWEEP_HEADERS, tablefmt=tablefmt, disable_numparse=True)
