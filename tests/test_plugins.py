@@ -238,3 +238,25 @@ def test_a_plug_in_module_that_does_not_import_is_one_line_and_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--methods", "no_such_package.methods:Mine", "--store",
                                        str(tmp_path / "s"), "--out", str(tmp_path / "b"), "--quiet"])
     assert_bad_input(result, "cannot import module 'no_such_package.methods' of method")
+
+
+@pytest.mark.parametrize("access, sees_retain, sees_heldout", [
+    (DataAccess.FORGET_ONLY, False, False),
+    (DataAccess.FORGET_RETAIN, True, False),
+    (DataAccess.FORGET_HELDOUT, False, True),
+    (DataAccess.FORGET_RETAIN_HELDOUT, True, True),
+])
+def test_a_method_sees_only_the_data_its_access_declares(random_scenario, access, sees_retain, sees_heldout):
+    """The data-access column is enforced, not trusted: a method of one's own that declares
+    forget-only gets no retain or held-out data even when the task holds them."""
+    seen = {}
+
+    def record(self, model, task):
+        seen.update(retain=task.retain is not None, heldout=task.heldout is not None, forget=len(task.forget))
+        return model
+
+    method = make_method(data_access=access, _unlearn=record)()
+    task = random_scenario["task"]
+    method.unlearn(random_scenario["model"], task)
+    assert seen == {"retain": sees_retain, "heldout": sees_heldout, "forget": len(task.forget)}
+    assert task.retain is not None and task.heldout is not None  # the caller's task is left whole

@@ -17,6 +17,7 @@ Gradient-based methods do not write their own loop: they build a per-step loss f
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any, Callable, ClassVar
@@ -87,8 +88,13 @@ class Unlearner(ABC):
 
     # -- public ----------------------------------------------------------------------------
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
-        """Return an unlearned copy of ``model``; the input model is not modified."""
+        """Return an unlearned copy of ``model``; the input model is not modified. The method sees only
+        the data its access declares: the data-access column of every report is then a fact, for
+        the bundled methods and for methods of your own alike, not a claim."""
         self.check_task(task)
+        access = self.access()
+        task = dataclasses.replace(task, retain=task.retain if access.needs_retain else None,
+                                   heldout=task.heldout if access.needs_heldout else None)
         work = task.accel.prepare_model(copy.deepcopy(model))
         with torch.random.fork_rng(devices=[task.accel.device] if task.accel.is_cuda else []):
             torch.manual_seed(task.seed)
