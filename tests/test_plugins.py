@@ -260,3 +260,15 @@ def test_a_method_sees_only_the_data_its_access_declares(random_scenario, access
     method.unlearn(random_scenario["model"], task)
     assert seen == {"retain": sees_retain, "heldout": sees_heldout, "forget": len(task.forget)}
     assert task.retain is not None and task.heldout is not None  # the caller's task is left whole
+
+
+def test_unlearn_params_may_name_a_method_of_ones_own_either_way():
+    """``unlearn --method pkg.module:Class`` takes ``--param NAME.KEY=…`` under its registered name or
+    its ``pkg.module:Class``; another method's name is refused."""
+    from unlearn_audit.cli import _parse_params
+
+    assert _parse_params(("uniform_forget.epochs=1", "alpha=2"), method=PLUGIN) == {
+        PLUGIN: {"epochs": "1", "alpha": "2"}}
+    assert _parse_params((f"{PLUGIN}.epochs=1",), method="uniform_forget") == {"uniform_forget": {"epochs": "1"}}
+    with pytest.raises(ConfigError, match="this command applies 'examples.user_method:UniformForget', not 'finetune'"):
+        _parse_params(("finetune.lr=0.1",), method=PLUGIN)

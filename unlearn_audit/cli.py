@@ -182,8 +182,12 @@ def _parse_params(items: tuple[str, ...], *, method: str | None = None) -> dict:
             name, param = method, key
         if not name or not param:
             raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE, e.g. finetune.lr=0.02")
-        if method is not None and name != method:
-            raise ConfigError(f"--param {item!r}: this command applies {method!r}, not {name!r}")
+        if method is not None:
+            from unlearn_audit.methods import same_method
+
+            if not same_method(name, method):
+                raise ConfigError(f"--param {item!r}: this command applies {method!r}, not {name!r}")
+            name = method
         out.setdefault(name, {})[param] = value
     return out
 

@@ -153,7 +153,14 @@ def resolve_method(name: str) -> str:
     return register_method(import_class(name, Unlearner, "method")).name
 
 
+def same_method(a: str, b: str) -> bool:
+    """Whether names ``a`` and ``b`` stand for the same method: a method of your own may be named by
+    its ``pkg.module:Class`` or by its registered name."""
+    return a == b or resolve_method(a) == resolve_method(b)
+
+
 __all__ = [
     "DataAccess", "Param", "REGISTRY", "TensorSet", "Unlearner", "UnlearningTask", "get_method",
     "method_class", "method_listing", "method_names", "optim_params", "register_method", "resolve_method",
+    "same_method",
 ]
